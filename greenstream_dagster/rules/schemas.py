@@ -1,0 +1,155 @@
+"""Column contracts of the frames the rules produce (SPEC §2, §4, §5, §8).
+
+The Polars dtypes are the single source: the pandera schemas, the PostgreSQL
+tables and the lake files are all derived from or checked against them.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+UTC_TIMESTAMP = pl.Datetime("us", "UTC")
+
+QUARANTINE_REASONS = (
+    "MALFORMED_ROW",
+    "MISSING_METER_ID",
+    "INVALID_METER_ID",
+    "MISSING_TIMESTAMP",
+    "INVALID_TIMESTAMP",
+    "TIMESTAMP_OUTSIDE_PARTITION",
+)
+VALIDATION_ERRORS = ("INVALID_VALUE", "UNIT_NOT_ALLOWED")
+TARIFF_PERIODS = ("PEAK", "OFF_PEAK")
+SEASONS = ("WINTER", "SPRING", "SUMMER", "AUTUMN")
+GRADES = ("A", "B", "C", "F")
+
+# Rows of a landing file as text, with their provenance (output of csv_file).
+RAW_ROW_COLUMNS: dict[str, pl.DataType] = {
+    "source_key": pl.Utf8,
+    "source_modified_at": UTC_TIMESTAMP,
+    "source_line": pl.Int64,
+    "raw_line": pl.Utf8,
+    "field_count_ok": pl.Boolean,
+    "meter_id": pl.Utf8,
+    "timestamp": pl.Utf8,
+    "value": pl.Utf8,
+    "unit": pl.Utf8,
+}
+
+# One winning reading per interval key of the partition day.
+STANDARDIZED_COLUMNS: dict[str, pl.DataType] = {
+    "record_id": pl.Utf8,
+    "meter_id": pl.Utf8,
+    "reading_ts": UTC_TIMESTAMP,
+    "partition_date": pl.Date,
+    "value_raw": pl.Utf8,
+    "unit_raw": pl.Utf8,
+    "value_kw": pl.Float64,
+    "tariff_period": pl.Utf8,
+    "season": pl.Utf8,
+    "validation_errors": pl.List(pl.Utf8),
+    "out_of_range": pl.Boolean,
+    "revised": pl.Boolean,
+    "source_key": pl.Utf8,
+    "source_line": pl.Int64,
+}
+
+# Scored readings: the columns of PostgreSQL meter_readings except loaded_at.
+SCORED_COLUMNS: dict[str, pl.DataType] = {
+    **STANDARDIZED_COLUMNS,
+    "is_spike": pl.Boolean,
+    "meter_stuck": pl.Boolean,
+    "meter_gap": pl.Boolean,
+    "quality_score": pl.Int32,
+    "quality_grade": pl.Utf8,
+}
+# The contract's column order of meter_readings (SPEC §8).
+SCORED_COLUMN_ORDER = (
+    "record_id", "meter_id", "reading_ts", "partition_date", "value_raw", "unit_raw",
+    "value_kw", "tariff_period", "season", "validation_errors", "out_of_range", "revised",
+    "is_spike", "meter_stuck", "meter_gap", "quality_score", "quality_grade",
+    "source_key", "source_line",
+)
+SCORED_COLUMNS = {name: SCORED_COLUMNS[name] for name in SCORED_COLUMN_ORDER}
+
+# Lake readings drop record_id: it is derivable and would outweigh the rest (SPEC §8).
+LAKE_READING_COLUMNS: dict[str, pl.DataType] = {
+    k: v for k, v in SCORED_COLUMNS.items() if k != "record_id"
+}
+
+REJECTED_COLUMNS: dict[str, pl.DataType] = {
+    "partition_date": pl.Date,
+    "source_key": pl.Utf8,
+    "source_line": pl.Int64,
+    "raw_line": pl.Utf8,
+    "reason": pl.Utf8,
+}
+
+# Audit of superseded readings: one row per distinct losing record_id of a key.
+REVISION_COLUMNS: dict[str, pl.DataType] = {
+    "partition_date": pl.Date,
+    "meter_id": pl.Utf8,
+    "reading_ts": UTC_TIMESTAMP,
+    "record_id": pl.Utf8,
+    "value_raw": pl.Utf8,
+    "unit_raw": pl.Utf8,
+    "source_key": pl.Utf8,
+    "source_line": pl.Int64,
+    "superseded_by": pl.Utf8,
+}
+
+METER_DAILY_COLUMNS: dict[str, pl.DataType] = {
+    "meter_id": pl.Utf8,
+    "date": pl.Date,
+    "readings": pl.UInt32,
+    "usable_readings": pl.UInt32,
+    "energy_kwh": pl.Float64,
+    "peak_kwh": pl.Float64,
+    "max_kw": pl.Float64,
+    "mean_kw": pl.Float64,
+    "variance_kw2": pl.Float64,
+    "stuck": pl.Boolean,
+    "spike_count": pl.UInt32,
+    "missing_rate_7d": pl.Float64,
+    "gap": pl.Boolean,
+    "reliable": pl.Boolean,
+    "grade_a": pl.UInt32,
+    "grade_b": pl.UInt32,
+    "grade_c": pl.UInt32,
+    "grade_f": pl.UInt32,
+    "mean_score": pl.Float64,
+}
+
+_METER_ID = r"^SM-[0-9]{1,12}$"
+_NULLABLE = {"value_raw", "unit_raw", "value_kw", "variance_kw2", "max_kw", "mean_kw"}
+
+
+def _column(name: str, dtype: pl.DataType) -> pa.Column:
+    checks = {
+        "meter_id": pa.Check.str_matches(_METER_ID),
+        "record_id": pa.Check.str_matches(r"^[0-9a-f]{64}$"),
+        "tariff_period": pa.Check.isin(TARIFF_PERIODS),
+        "season": pa.Check.isin(SEASONS),
+        "quality_score": pa.Check.in_range(0, 100),
+        "quality_grade": pa.Check.isin(GRADES),
+        "source_line": pa.Check.ge(2),
+        "missing_rate_7d": pa.Check.in_range(0.0, 1.0),
+    }
+    check = checks.get(name)
+    return pa.Column(dtype, checks=[check] if check else None, nullable=name in _NULLABLE)
+
+
+def _schema(name: str, columns: dict[str, pl.DataType], unique: list[str]) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {k: _column(k, v) for k, v in columns.items()}, name=name, strict=True, unique=unique
+    )
+
+
+StandardizedSchema = _schema("standardized_readings", STANDARDIZED_COLUMNS, ["meter_id", "reading_ts"])
+ScoredSchema = _schema("scored_readings", SCORED_COLUMNS, ["meter_id", "reading_ts"])
+MeterDailySchema = _schema("lake_meter_daily", METER_DAILY_COLUMNS, ["meter_id", "date"])
+
+
+def empty_frame(columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=columns)
