@@ -1,0 +1,1 @@
+"""Synthetic smart-meter data with injected faults, for demos, tests and benchmarks."""

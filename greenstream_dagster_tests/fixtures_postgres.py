@@ -1,0 +1,1 @@
+"""PostgreSQL fixtures (embedded server on loopback)."""

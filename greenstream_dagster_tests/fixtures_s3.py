@@ -1,0 +1,1 @@
+"""S3 fixtures (embedded SeaweedFS on loopback)."""
