@@ -1,0 +1,21 @@
+"""Communication gap (SPEC §3): missing_rate_7d = 1 − (slots of the 7-day window in which the
+meter has at least one placeable row) / (96 × days in the window); a gap when above 0.20.
+
+Slots are floor(reading_ts, 15 min). Winning readings stand for the placeable rows: every
+placeable row's interval key has exactly one winner, so they cover the same slots.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.fault_window import FaultWindow
+
+
+def missing_rates(window_readings: pl.LazyFrame, window: FaultWindow, config: RulesConfig) -> pl.LazyFrame:
+    """Per meter seen in the window: missing_rate_7d and gap."""
+    slots = pl.col("reading_ts").dt.truncate("15m").n_unique()
+    return window_readings.group_by("meter_id").agg(
+        (1.0 - slots / window.slots).alias("missing_rate_7d")
+    ).with_columns((pl.col("missing_rate_7d") > config.gap_max_missing_rate).alias("gap"))

@@ -1,0 +1,42 @@
+"""The lake's meter_daily row of each meter with a winning reading on the day (SPEC §5).
+
+energy_kwh = Σ usable kW × 0.25 h; peak_kwh the same over PEAK readings; max, mean
+and variance (ddof = 1) over usable readings; grade counts and mean score over
+every winning reading; the fault statistics as scored.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from greenstream_dagster.rules.schemas import METER_DAILY_COLUMNS
+from greenstream_dagster.rules.usable import is_usable
+
+HOURS_PER_READING = 0.25
+
+
+def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date) -> pl.DataFrame:
+    usable_kw = pl.col("value_kw").filter(is_usable())
+    peak_kw = pl.col("value_kw").filter(is_usable() & (pl.col("tariff_period") == "PEAK"))
+    grade = pl.col("quality_grade")
+    daily = (
+        scored_readings.lazy()
+        .group_by("meter_id")
+        .agg(
+            pl.len().alias("readings"),
+            (usable_kw.sum() * HOURS_PER_READING).alias("energy_kwh"),
+            (peak_kw.sum() * HOURS_PER_READING).alias("peak_kwh"),
+            usable_kw.max().alias("max_kw"),
+            usable_kw.mean().alias("mean_kw"),
+            *[(grade == g).sum().alias(f"grade_{g.lower()}") for g in ("A", "B", "C", "F")],
+            pl.col("quality_score").mean().alias("mean_score"),
+        )
+        .join(meters.lazy(), on="meter_id", how="left")
+        .with_columns(pl.lit(day).alias("date"))
+        .select(list(METER_DAILY_COLUMNS))
+        .sort("meter_id")
+        .collect()
+    )
+    return daily.cast(METER_DAILY_COLUMNS)

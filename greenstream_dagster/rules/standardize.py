@@ -1,0 +1,74 @@
+"""Rows of a partition day → quarantine, winning readings and revisions (SPEC §2).
+
+The stages, each a rule module of its own: placement (quarantine reasons),
+record_id, interval-key resolution, then value/unit standardization and
+enrichment of the winners only — losers need nothing but their text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.enrichment import season, tariff_period
+from greenstream_dagster.rules.interval_key import resolve_interval_keys
+from greenstream_dagster.rules.placement import with_placement
+from greenstream_dagster.rules.record_id import record_id
+from greenstream_dagster.rules.schemas import (
+    RAW_ROW_COLUMNS,
+    REJECTED_COLUMNS,
+    REVISION_COLUMNS,
+    STANDARDIZED_COLUMNS,
+)
+from greenstream_dagster.rules.values import out_of_range, validation_errors, value_kw
+
+
+@dataclass(frozen=True)
+class Standardized:
+    readings: pl.DataFrame  # STANDARDIZED_COLUMNS, one per interval key
+    rejected: pl.DataFrame  # REJECTED_COLUMNS, the quarantine
+    revisions: pl.DataFrame  # REVISION_COLUMNS, the audit of superseded content
+
+
+def empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema=RAW_ROW_COLUMNS)
+
+
+def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config: RulesConfig) -> Standardized:
+    placed = with_placement(rows.lazy(), partition_date).with_columns(
+        pl.lit(partition_date).alias("partition_date")
+    ).collect()
+    rejected = (
+        placed.lazy().filter(pl.col("reason").is_not_null())
+        .select(list(REJECTED_COLUMNS))
+        .sort("source_key", "source_line")
+    )
+    placeable = placed.lazy().filter(pl.col("reason").is_null()).select(
+        "meter_id", "reading_ts", "partition_date", "source_key", "source_modified_at", "source_line",
+        pl.col("value").alias("value_raw"),
+        pl.col("unit").alias("unit_raw"),
+        record_id(pl.col("meter_id"), pl.col("reading_ts"), pl.col("value")).alias("record_id"),
+    )
+    resolved = resolve_interval_keys(placeable)
+    kw = pl.col("value_kw")
+    readings = (
+        resolved.winners.with_columns(value_kw(pl.col("value_raw"), pl.col("unit_raw")).alias("value_kw"))
+        .with_columns(
+            tariff_period(pl.col("reading_ts"), config).alias("tariff_period"),
+            season(pl.col("reading_ts"), config).alias("season"),
+            validation_errors(pl.col("value_raw"), pl.col("unit_raw")).alias("validation_errors"),
+            out_of_range(kw, config.min_kw, config.max_kw).alias("out_of_range"),
+        )
+        .select(list(STANDARDIZED_COLUMNS))
+        .sort("meter_id", "reading_ts")
+    )
+    revisions = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
+    readings, rejected, revisions = pl.collect_all([readings, rejected, revisions])
+    return Standardized(
+        readings=readings.cast(STANDARDIZED_COLUMNS),
+        rejected=rejected.cast(REJECTED_COLUMNS),
+        revisions=revisions.cast(REVISION_COLUMNS),
+    )
