@@ -1,0 +1,47 @@
+"""SPEC §5: the lake's meter_daily aggregates."""
+
+from datetime import date
+
+import pytest
+
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.meter_daily import meter_daily
+from greenstream_dagster.rules.schemas import MeterDailySchema
+from greenstream_dagster.rules.score import score_partition
+from greenstream_dagster_tests.builders import HEADER, window_readings
+
+D = date(2024, 4, 15)
+CONFIG = RulesConfig(partitions_start=D)
+
+
+def test_meter_daily_aggregates_usable_readings_and_grades():
+    text = (
+        "SM-1,2024-04-15T10:00:00Z,2000,W\n"  # usable, off-peak
+        "SM-1,2024-04-15T17:00:00Z,4,kW\n"  # usable, peak
+        "SM-1,2024-04-15T18:00:00Z,500,kW\n"  # out of range: not usable
+        "SM-1,2024-04-15T19:00:00Z,abc,kW\n"  # invalid: not usable
+        "SM-2,2024-04-15T10:00:00Z,1,kW\n"
+    )
+    scored = score_partition(window_readings({D: text}, CONFIG), D, CONFIG)
+    daily = meter_daily(scored.readings, scored.meters, D)
+    MeterDailySchema.validate(daily)
+    row = daily.row(0, named=True)
+    assert row["meter_id"] == "SM-1" and row["date"] == D
+    assert (row["readings"], row["usable_readings"]) == (4, 2)
+    assert row["energy_kwh"] == pytest.approx((2.0 + 4.0) * 0.25)
+    assert row["peak_kwh"] == pytest.approx(4.0 * 0.25)
+    assert (row["max_kw"], row["mean_kw"]) == (4.0, 3.0)
+    assert row["variance_kw2"] == pytest.approx(2.0)
+    # Each meter has at most 4 of 96 slots: a gap, so unreliable; scores 90, 90, 70, 40.
+    assert row["gap"] is True and row["reliable"] is False
+    assert (row["grade_a"], row["grade_b"], row["grade_c"], row["grade_f"]) == (2, 0, 1, 1)
+    assert row["mean_score"] == pytest.approx((90 + 90 + 70 + 40) / 4)
+    assert daily["meter_id"].to_list() == ["SM-1", "SM-2"]
+
+
+def test_meter_without_usable_readings_has_null_statistics():
+    scored = score_partition(window_readings({D: "SM-1,2024-04-15T10:00:00Z,,kW\n"}, CONFIG), D, CONFIG)
+    row = meter_daily(scored.readings, scored.meters, D).row(0, named=True)
+    assert row["usable_readings"] == 0 and row["energy_kwh"] == 0.0
+    assert row["max_kw"] is None and row["variance_kw2"] is None
+    assert HEADER  # builders' header is what window_readings prepends
