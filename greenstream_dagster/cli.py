@@ -11,6 +11,8 @@ from greenstream_dagster.settings import ConfigurationError
 # Each module defines register(subparsers); the parser it adds sets `func`.
 COMMAND_MODULES = (
     "greenstream_dagster.generator.command",
+    "greenstream_dagster.services.command",
+    "greenstream_dagster.storage.upload_command",
 )
 
 

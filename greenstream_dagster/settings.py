@@ -101,6 +101,7 @@ class Settings:
     lookback_days: int = 7
     retention_days: int = 90
     schedule_timezone: str = "UTC"
+    check_warn_share: float = 0.05
     rules: RulesConfig = RulesConfig()
 
     @property
@@ -157,5 +158,6 @@ def load_settings(env: dict | None = None) -> Settings:
         lookback_days=_number(env, "GREENSTREAM_LOOKBACK_DAYS", 7, int, minimum=1),
         retention_days=_number(env, "GREENSTREAM_RETENTION_DAYS", 90, int, minimum=1),
         schedule_timezone=_timezone(env, "GREENSTREAM_SCHEDULE_TIMEZONE", timezone),
+        check_warn_share=_number(env, "GREENSTREAM_CHECK_WARN_SHARE", 0.05, minimum=0),
         rules=rules,
     )

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.csv_file import read_landing_file
 from greenstream_dagster.rules.standardize import standardize
-from greenstream_dagster.rules.timestamps import parse_timestamp
-from greenstream_dagster.rules.values import UNIT_EXPONENTS, value_kw
+from greenstream_dagster.rules.timestamps import with_parsed_timestamp
+from greenstream_dagster.rules.values import UNIT_EXPONENTS, with_value_kw
 from greenstream_dagster_tests.builders import ARRIVAL, DAY, HEADER
 
 decimal_text = st.builds(
@@ -27,7 +27,7 @@ decimal_text = st.builds(
 @given(st.lists(st.tuples(decimal_text, st.sampled_from(list(UNIT_EXPONENTS))), min_size=1, max_size=20))
 def test_value_kw_matches_decimal_half_even_rounding(pairs):
     frame = pl.DataFrame({"v": [v for v, _ in pairs], "u": [u for _, u in pairs]})
-    got = frame.select(value_kw(pl.col("v"), pl.col("u"))).to_series().to_list()
+    got = with_value_kw(frame.lazy(), "v", "u").collect()["value_kw"].to_list()
     for (value, unit), kw in zip(pairs, got):
         exact = (Decimal(value) * Decimal(10) ** UNIT_EXPONENTS[unit]).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
         assert kw == float(exact), (value, unit)
@@ -50,7 +50,7 @@ def test_timestamp_parse_matches_python(moment, separator, fraction, offset):
         expected = expected - delta if sign == "+" else expected + delta
     elif offset == "Z":
         text += "Z"
-    parsed = pl.DataFrame({"t": [text]}).select(parse_timestamp(pl.col("t"))).item()
+    parsed = with_parsed_timestamp(pl.LazyFrame({"t": [text]}), "t", "ts").collect()["ts"].item()
     assert parsed == expected
 
 

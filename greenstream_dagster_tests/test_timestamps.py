@@ -5,11 +5,11 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from greenstream_dagster.rules.timestamps import parse_timestamp
+from greenstream_dagster.rules.timestamps import with_parsed_timestamp
 
 
 def parse(text):
-    return pl.DataFrame({"t": [text]}, schema={"t": pl.Utf8}).select(parse_timestamp(pl.col("t"))).item()
+    return with_parsed_timestamp(pl.LazyFrame({"t": [text]}, schema={"t": pl.Utf8}), "t", "ts").collect()["ts"].item()
 
 
 def utc(*parts):

@@ -45,7 +45,8 @@ def delivery_rank(placeable: pl.LazyFrame) -> pl.LazyFrame:
 def resolve_interval_keys(placeable: pl.LazyFrame) -> Resolved:
     """Winners and revisions of placeable rows that carry `record_id`."""
     ranked = delivery_rank(placeable)
-    copies = ranked.unique(subset=[*_KEY, "record_id"], keep="last")  # latest copy of each content
+    # Latest copy of each content, materialized: winners and revisions both read it.
+    copies = ranked.unique(subset=[*_KEY, "record_id"], keep="last").collect().lazy()
     winners = copies.sort("delivery_rank").unique(subset=_KEY, keep="last")
     revisions = copies.join(
         winners.select(*_KEY, pl.col("record_id").alias("superseded_by")), on=_KEY, how="inner"

@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from greenstream_dagster.rules.timestamps import parse_timestamp
+from greenstream_dagster.rules.timestamps import with_parsed_timestamp
 
 METER_ID_PATTERN = r"^SM-[0-9]{1,12}$"
 
@@ -29,6 +29,4 @@ def with_placement(rows: pl.LazyFrame, partition_date: date) -> pl.LazyFrame:
         .when(reading_ts.dt.date() != partition_date).then(pl.lit("TIMESTAMP_OUTSIDE_PARTITION"))
         .otherwise(None)
     )
-    return rows.with_columns(parse_timestamp(pl.col("timestamp")).alias("reading_ts")).with_columns(
-        reason.alias("reason")
-    )
+    return with_parsed_timestamp(rows, "timestamp", "reading_ts").with_columns(reason.alias("reason"))

@@ -1,8 +1,9 @@
 """Fault statistics per meter and the score of every winning reading of day D (SPEC §3–4).
 
-Input: the standardized readings of the window's days (D-6..D), each day from
-its own partition. Days outside the window (before the partitions' start, or
-extra days handed in) are ignored here, so callers may pass more.
+Input: the standardized readings of day D and of the window's other days
+(D-6..D-1), each day from its own partition. Days outside the window (before
+the partitions' start, or extra days handed in) are ignored, so callers may
+pass more.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from greenstream_dagster.rules.quality_score import quality_grade, quality_score
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
 from greenstream_dagster.rules.stuck_meter import stuck_meters
 
+# What the fault statistics read of the window's other days: a projection keeps 7 days small.
+FAULT_INPUT_COLUMNS = ("meter_id", "reading_ts", "partition_date", "value_kw", "out_of_range", "validation_errors")
 METER_FAULT_COLUMNS = (
     "meter_id", "usable_readings", "variance_kw2", "stuck", "spike_count",
     "missing_rate_7d", "gap", "reliable",
@@ -33,13 +36,20 @@ class Scored:
 
 
 def score_partition(
-    window_readings: pl.DataFrame | pl.LazyFrame, partition_date: date, config: RulesConfig
+    readings: pl.DataFrame | pl.LazyFrame,
+    partition_date: date,
+    config: RulesConfig,
+    history: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Scored:
+    """Score day D's readings; `history` (other days, FAULT_INPUT_COLUMNS suffice) fills the window."""
     window = fault_window(partition_date, config)
-    in_window = window_readings.lazy().filter(
+    frames = [readings.lazy().select(FAULT_INPUT_COLUMNS)]
+    if history is not None:
+        frames.append(history.lazy().select(FAULT_INPUT_COLUMNS))
+    in_window = pl.concat(frames).filter(
         pl.col("partition_date").is_between(window.first_day, window.last_day)
     )
-    day = in_window.filter(pl.col("partition_date") == partition_date)
+    day = readings.lazy().filter(pl.col("partition_date") == partition_date)
     day_flagged = day.join(
         spike_thresholds(in_window, config), on="meter_id", how="left"
     ).with_columns(is_spike().alias("is_spike"))

@@ -23,7 +23,7 @@ from greenstream_dagster.rules.schemas import (
     REVISION_COLUMNS,
     STANDARDIZED_COLUMNS,
 )
-from greenstream_dagster.rules.values import out_of_range, validation_errors, value_kw
+from greenstream_dagster.rules.values import out_of_range, validation_errors, with_value_kw
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,11 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         pl.col("value").alias("value_raw"),
         pl.col("unit").alias("unit_raw"),
         record_id(pl.col("meter_id"), pl.col("reading_ts"), pl.col("value")).alias("record_id"),
-    )
-    resolved = resolve_interval_keys(placeable)
+    ).collect()  # hashed once: the resolution reads these rows from several branches
+    resolved = resolve_interval_keys(placeable.lazy())
     kw = pl.col("value_kw")
     readings = (
-        resolved.winners.with_columns(value_kw(pl.col("value_raw"), pl.col("unit_raw")).alias("value_kw"))
+        with_value_kw(resolved.winners, "value_raw", "unit_raw")
         .with_columns(
             tariff_period(pl.col("reading_ts"), config).alias("tariff_period"),
             season(pl.col("reading_ts"), config).alias("season"),

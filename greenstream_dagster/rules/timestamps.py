@@ -13,11 +13,12 @@ import polars as pl
 from greenstream_dagster.rules.schemas import UTC_TIMESTAMP
 
 TIMESTAMP_PATTERN = (
-    r"^(?<year>[0-9]{4})-(?<month>[0-9]{2})-(?<day>[0-9]{2})[T ]"
-    r"(?<hour>[0-9]{2}):(?<minute>[0-9]{2}):(?<second>[0-9]{2})(?:\.[0-9]+)?"
-    r"(?<offset>Z|(?<sign>[+-])(?<off_hour>[0-9]{2}):(?<off_minute>[0-9]{2}))?$"
+    r"^(?<_t_year>[0-9]{4})-(?<_t_month>[0-9]{2})-(?<_t_day>[0-9]{2})[T ]"
+    r"(?<_t_hour>[0-9]{2}):(?<_t_minute>[0-9]{2}):(?<_t_second>[0-9]{2})(?:\.[0-9]+)?"
+    r"(?<_t_offset>Z|(?<_t_sign>[+-])(?<_t_off_hour>[0-9]{2}):(?<_t_off_minute>[0-9]{2}))?$"
 )
 _PARTS = ("year", "month", "day", "hour", "minute", "second", "off_hour", "off_minute")
+_GROUPS = ("_t_offset", "_t_sign", *(f"_t_{p}" for p in _PARTS))
 
 
 def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
@@ -31,38 +32,48 @@ def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
     )
 
 
-def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """Text → UTC Datetime, null when the text is not a valid timestamp."""
-    groups = text.str.extract_groups(TIMESTAMP_PATTERN)
-    part = {name: groups.struct.field(name).cast(pl.Int32) for name in _PARTS}
+def with_parsed_timestamp(frame: pl.LazyFrame, text: str, target: str) -> pl.LazyFrame:
+    """Add `target`: the UTC Datetime of column `text`, null when it is not a valid timestamp.
+
+    Built in stages of columns, not one expression: the regex runs once per
+    row instead of once per use of each captured part.
+    """
+    part = {name: pl.col(f"_t_{name}") for name in _PARTS}
     year, month, day = part["year"], part["month"], part["day"]
-    hour, minute, second = part["hour"], part["minute"], part["second"]
-    off_hour = part["off_hour"].fill_null(0)
-    off_minute = part["off_minute"].fill_null(0)
     valid = (
-        groups.struct.field("year").is_not_null()
+        pl.col("_t_year").is_not_null()
         & (year >= 1)
         & month.is_between(1, 12)
         & (day >= 1)
         & (day <= _days_in_month(year, month))
-        & hour.is_between(0, 23)
-        & minute.is_between(0, 59)
-        & second.is_between(0, 59)
-        & off_hour.is_between(0, 23)
-        & off_minute.is_between(0, 59)
+        & part["hour"].is_between(0, 23)
+        & part["minute"].is_between(0, 59)
+        & part["second"].is_between(0, 59)
+        & part["off_hour"].is_between(0, 23)
+        & part["off_minute"].is_between(0, 59)
     )
 
-    def safe(value: pl.Expr, fallback: int) -> pl.Expr:
-        return pl.when(valid).then(value).otherwise(fallback)
+    def safe(name: str, fallback: int) -> pl.Expr:
+        return pl.when(pl.col("_t_valid")).then(part[name]).otherwise(fallback)
 
+    sign = pl.when(pl.col("_t_sign") == "-").then(-1).otherwise(1)
     local = pl.datetime(
-        safe(year, 2000), safe(month, 1), safe(day, 1),
-        safe(hour, 0), safe(minute, 0), safe(second, 0), time_unit="us",
+        safe("year", 2000), safe("month", 1), safe("day", 1),
+        safe("hour", 0), safe("minute", 0), safe("second", 0), time_unit="us",
     )
-    sign = pl.when(groups.struct.field("sign") == "-").then(-1).otherwise(1)
-    offset_minutes = sign * (off_hour * 60 + off_minute)
-    utc = (local - pl.duration(minutes=safe(offset_minutes, 0))).dt.replace_time_zone("UTC")
-    return pl.when(valid).then(utc).otherwise(None).cast(UTC_TIMESTAMP)
+    offset = pl.when(pl.col("_t_valid")).then(sign * (part["off_hour"] * 60 + part["off_minute"])).otherwise(0)
+    utc = (local - pl.duration(minutes=offset)).dt.replace_time_zone("UTC")
+    return (
+        frame.with_columns(pl.col(text).str.extract_groups(TIMESTAMP_PATTERN).alias("_t"))
+        .unnest("_t")
+        .with_columns(
+            *[pl.col(f"_t_{name}").cast(pl.Int32) for name in _PARTS[:6]],
+            *[pl.col(f"_t_{name}").cast(pl.Int32).fill_null(0) for name in _PARTS[6:]],
+        )
+        .with_columns(valid.alias("_t_valid"))
+        .with_columns(pl.when(pl.col("_t_valid")).then(utc).otherwise(None).cast(UTC_TIMESTAMP).alias(target))
+        .drop(*_GROUPS, "_t_valid")
+    )
 
 
 def format_timestamp_utc(ts: pl.Expr) -> pl.Expr:

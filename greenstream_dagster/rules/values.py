@@ -12,7 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 VALUE_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_VALUE_PARTS = r"^(?<sign>[+-]?)(?<int>[0-9]*)\.?(?<frac>[0-9]*)(?:[eE](?<exp>[+-]?[0-9]+))?$"
+_VALUE_PARTS = r"^(?<_v_sign>[+-]?)(?<_v_int>[0-9]*)\.?(?<_v_frac>[0-9]*)(?:[eE](?<_v_exp>[+-]?[0-9]+))?$"
 # Allowed units as powers of ten to kW; exact and case-sensitive (`mW` is not `MW`).
 UNIT_EXPONENTS = {"W": -3, "kW": 0, "MW": 3}
 DECIMALS = 4
@@ -27,21 +27,19 @@ def unit_is_allowed(unit: pl.Expr) -> pl.Expr:
     return unit.is_in(list(UNIT_EXPONENTS))
 
 
-def value_kw(value: pl.Expr, unit: pl.Expr) -> pl.Expr:
-    """Value text and unit → kW rounded half to even to 4 places; null when either is missing or invalid."""
-    parts = value.str.extract_groups(_VALUE_PARTS)
-    whole, frac = parts.struct.field("int"), parts.struct.field("frac")
-    negative = parts.struct.field("sign") == "-"
+def with_value_kw(frame: pl.LazyFrame, value: str, unit: str, target: str = "value_kw") -> pl.LazyFrame:
+    """Add `target`: value × unit factor in kW, rounded half to even to 4 places; null when
+    the value or unit is missing or invalid. Staged as columns so the regex runs once per row."""
+    whole, frac = pl.col("_v_int"), pl.col("_v_frac")
+    negative = pl.col("_v_sign") == "-"
     digit_text = (whole + frac).str.strip_chars_start("0")
-    n_digits = digit_text.str.len_chars().cast(pl.Int64)
-    unit_exp = unit.replace_strict(UNIT_EXPONENTS, default=None, return_dtype=pl.Int64)
-    exponent = parts.struct.field("exp").cast(pl.Int64, strict=False).fill_null(0)
+    unit_exp = pl.col("_v_unit_exp")
+    exponent = pl.col("_v_exp").cast(pl.Int64, strict=False).fill_null(0)
     # value_kw × 10^4 = digits × 10^shift, with shift = power of the last digit + 4.
-    shift = exponent - frac.str.len_chars().cast(pl.Int64) + unit_exp + DECIMALS
-    exact = (shift >= -_MAX_DIGITS) & (n_digits + shift.clip(lower_bound=0) <= _MAX_DIGITS)
-    digits = pl.when(exact).then(digit_text.replace("", "0")).otherwise(pl.lit("0")).cast(pl.Int128)
+    shift = pl.col("_v_shift")
+    exact = pl.col("_v_exact")
     ten = pl.lit(10, dtype=pl.Int128)
-    divisor = ten.pow(pl.when(exact & (shift < 0)).then(-shift).otherwise(0))
+    digits, divisor = pl.col("_v_digits"), pl.col("_v_divisor")
     quotient, remainder = digits // divisor, digits % divisor
     round_up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
     scaled = pl.when(shift >= 0).then(
@@ -53,9 +51,35 @@ def value_kw(value: pl.Expr, unit: pl.Expr) -> pl.Expr:
         pl.lit("0"), whole, pl.lit("."), frac, pl.lit("0e"), (exponent + unit_exp).cast(pl.Utf8),
     ).cast(pl.Float64, strict=False).round(DECIMALS, mode="half_to_even")
     kw = pl.when(exact).then(_scaled_to_float(scaled, negative)).otherwise(float_kw)
-    usable_input = value_is_valid(value) & unit_exp.is_not_null()
-    # A zero keeps no sign: "-0" and "-0.00001" are 0.0 kW, not -0.0.
-    return pl.when(~usable_input).then(None).when(kw == 0).then(0.0).otherwise(kw)
+    usable_input = value_is_valid(pl.col(value)) & unit_exp.is_not_null()
+    return (
+        frame.with_columns(
+            pl.col(value).str.extract_groups(_VALUE_PARTS).alias("_v"),
+            pl.col(unit).replace_strict(UNIT_EXPONENTS, default=None, return_dtype=pl.Int64).alias("_v_unit_exp"),
+        )
+        .unnest("_v")
+        .with_columns(
+            (exponent - frac.str.len_chars().cast(pl.Int64) + unit_exp + DECIMALS).alias("_v_shift"),
+            digit_text.alias("_v_digit_text"),
+        )
+        .with_columns(
+            ((shift >= -_MAX_DIGITS)
+             & (pl.col("_v_digit_text").str.len_chars().cast(pl.Int64) + shift.clip(lower_bound=0) <= _MAX_DIGITS)
+             ).alias("_v_exact")
+        )
+        .with_columns(
+            pl.when(exact).then(pl.col("_v_digit_text").replace("", "0")).otherwise(pl.lit("0"))
+            .cast(pl.Int128).alias("_v_digits"),
+            ten.pow(pl.when(exact & (shift < 0)).then(-shift).otherwise(0)).alias("_v_divisor"),
+        )
+        # A zero keeps no sign: "-0" and "-0.00001" are 0.0 kW, not -0.0.
+        .with_columns(kw.alias("_v_kw"))
+        .with_columns(
+            pl.when(~usable_input).then(None).when(pl.col("_v_kw") == 0).then(0.0).otherwise(pl.col("_v_kw")).alias(target)
+        )
+        .drop("_v_sign", "_v_int", "_v_frac", "_v_exp", "_v_unit_exp", "_v_shift", "_v_digit_text",
+              "_v_exact", "_v_digits", "_v_divisor", "_v_kw")
+    )
 
 
 def _scaled_to_float(scaled: pl.Expr, negative: pl.Expr) -> pl.Expr:
@@ -75,10 +99,19 @@ def _scaled_to_float(scaled: pl.Expr, negative: pl.Expr) -> pl.Expr:
 
 def validation_errors(value: pl.Expr, unit: pl.Expr) -> pl.Expr:
     """INVALID_VALUE and UNIT_NOT_ALLOWED for present-but-bad fields; a missing field is neither."""
-    return pl.concat_list(
-        pl.when(value.is_not_null() & ~value_is_valid(value)).then(pl.lit("INVALID_VALUE")),
-        pl.when(unit.is_not_null() & ~unit_is_allowed(unit)).then(pl.lit("UNIT_NOT_ALLOWED")),
-    ).list.drop_nulls()
+    bad_value = value.is_not_null() & ~value_is_valid(value)
+    bad_unit = unit.is_not_null() & ~unit_is_allowed(unit)
+
+    def errors(*codes: str) -> pl.Expr:
+        return pl.lit(list(codes), dtype=pl.List(pl.Utf8))
+
+    # Four literal lists instead of building one per row: almost every row takes the first.
+    return (
+        pl.when(~bad_value & ~bad_unit).then(errors())
+        .when(bad_value & bad_unit).then(errors("INVALID_VALUE", "UNIT_NOT_ALLOWED"))
+        .when(bad_value).then(errors("INVALID_VALUE"))
+        .otherwise(errors("UNIT_NOT_ALLOWED"))
+    )
 
 
 def out_of_range(kw: pl.Expr, min_kw: float, max_kw: float) -> pl.Expr:

@@ -1,0 +1,114 @@
+"""Benchmark of the rules engine (SPEC §1–4) on a full day: 50,000 meters, 4.8 million readings,
+with six days of history for the fault window.
+
+    python benchmarks/bench_rules.py [--meters 50000] [--days 7] [--out benchmarks/output/rules]
+
+The data comes from the project's generator (run in a child process, so its
+memory is not counted). Days D-6..D-1 are standardized first, as earlier runs
+would have done, and kept as Parquet with the columns the fault window reads.
+Then day D is timed stage by stage: read the CSV files, standardize, score,
+meter_daily. Prints rows per second per stage and the peak memory (RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.landing_key import LandingObject
+from greenstream_dagster.rules.landing_partition import read_landing_partition
+from greenstream_dagster.rules.meter_daily import meter_daily
+from greenstream_dagster.rules.score import FAULT_INPUT_COLUMNS, score_partition
+from greenstream_dagster.rules.standardize import standardize
+
+START = date(2024, 4, 9)
+
+
+def landing_objects(root: Path, day: date) -> list[LandingObject]:
+    folder = root / "raw-data" / day.isoformat()
+    return [
+        LandingObject(
+            key=str(path.relative_to(root)), size=path.stat().st_size, etag="",
+            last_modified=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+        )
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    ]
+
+
+def read_day(root: Path, day: date):
+    return read_landing_partition(landing_objects(root, day), day, lambda key: (root / key).read_bytes())
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/output/rules"))
+    args = parser.parse_args()
+    config = RulesConfig(partitions_start=START)
+    last = START + timedelta(days=args.days - 1)
+
+    if not (args.out / "manifest.json").exists():
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "greenstream_dagster.cli", "generate", "--out", str(args.out),
+             "--meters", str(args.meters), "--days", str(args.days), "--start", START.isoformat(),
+             "--faults", "default", "--overwrite"],
+            check=True,
+        )
+        print(f"generated {args.meters:,} meters × {args.days} days in {time.perf_counter() - started:.1f} s")
+
+    history_dir = args.out / "standardized"
+    history_dir.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    for k in range(args.days - 1):
+        day = START + timedelta(days=k)
+        target = history_dir / f"{day}.parquet"
+        if not target.exists():
+            standardize(read_day(args.out, day).rows, day, config).readings.select(FAULT_INPUT_COLUMNS).write_parquet(target)
+    print(f"history: {args.days - 1} days standardized in {time.perf_counter() - started:.1f} s (not part of day D)")
+
+    timings: dict[str, tuple[float, int]] = {}
+
+    def timed(stage: str, rows_of, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        timings[stage] = (time.perf_counter() - t0, rows_of(out))
+        return out
+
+    partition = timed("read CSV", lambda p: p.rows.height, lambda: read_day(args.out, last))
+    csv_bytes = partition.csv_bytes
+    standardized = timed("standardize", lambda s: s.readings.height, lambda: standardize(partition.rows, last, config))
+    history = pl.scan_parquet(sorted(history_dir.glob("*.parquet")))
+    scored = timed("score (7-day window)", lambda s: s.readings.height,
+                   lambda: score_partition(standardized.readings, last, config, history))
+    daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last))
+
+    total = sum(seconds for seconds, _ in timings.values())
+    print(f"\nday {last}: {partition.rows.height:,} rows in {len(partition.files)} files, {csv_bytes / 1e6:,.1f} MB of CSV")
+    print(f"{'stage':<24}{'seconds':>10}{'rows':>14}{'rows/s':>16}")
+    for stage, (seconds, rows) in timings.items():
+        print(f"{stage:<24}{seconds:>10.2f}{rows:>14,}{rows / seconds:>16,.0f}")
+    print(f"{'total day D':<24}{total:>10.2f}{scored.readings.height:>14,}{scored.readings.height / total:>16,.0f}")
+    print(f"\nreadings {standardized.readings.height:,}, quarantined {standardized.rejected.height:,}, "
+          f"revisions {standardized.revisions.height:,}, meters {daily.height:,}")
+    print(f"stuck {int(scored.meters['stuck'].sum())}, spike readings {int(scored.readings['is_spike'].sum())}, "
+          f"gaps {int(scored.meters['gap'].sum())}")
+    print(f"peak memory (RSS): {peak_rss_gb():.2f} GB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

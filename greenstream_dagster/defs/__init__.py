@@ -1,0 +1,1 @@
+"""Dagster wiring: assets, checks, sensor, schedules and resources, assembled by `definitions`."""

@@ -1,0 +1,47 @@
+"""Materialization metadata as plain numbers, so the UI plots them across partitions (SPEC §9)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import polars as pl
+
+from greenstream_dagster.rules.schemas import GRADES, QUARANTINE_REASONS
+
+
+class Stopwatch:
+    """Named stage timings of one materialization."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+
+    def metadata(self, rows: int) -> dict[str, float]:
+        total = max(time.perf_counter() - self.started, 1e-9)
+        out = {f"seconds_{name}": value for name, value in self.seconds.items()}
+        out["seconds_total"] = round(total, 3)
+        out["rows_per_second"] = round(rows / total, 1)
+        return out
+
+
+def grade_metadata(readings: pl.DataFrame) -> dict[str, float]:
+    counts = dict(readings["quality_grade"].value_counts().iter_rows())
+    total = readings.height
+    out: dict[str, float] = {}
+    for grade in GRADES:
+        out[f"grade_{grade.lower()}"] = int(counts.get(grade, 0))
+        out[f"grade_{grade.lower()}_share"] = round(counts.get(grade, 0) / total, 4) if total else 0.0
+    out["mean_score"] = round(float(readings["quality_score"].mean()), 3) if total else 0.0
+    return out
+
+
+def quarantine_metadata(rejected: pl.DataFrame) -> dict[str, int]:
+    counts = dict(rejected["reason"].value_counts().iter_rows())
+    return {f"quarantined_{reason.lower()}": int(counts.get(reason, 0)) for reason in QUARANTINE_REASONS}

@@ -1,0 +1,48 @@
+"""Retries of every step that touches S3 or PostgreSQL (SPEC §6): 3 retries after 2 s, 4 s, 8 s.
+
+Dagster's own exponential backoff waits (2^n − 1) × delay (2 s, 6 s, 14 s), so
+the steps request their retries themselves with the spec's delays. Only
+storage faults are retried: a bug in the rules fails at once.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import adbc_driver_manager
+import botocore.exceptions
+import dagster as dg
+import psycopg
+
+MAX_RETRIES = 3
+FIRST_DELAY_SECONDS = 2
+
+# Faults of the services, not of the data: connection refused, timeouts, 5xx, a dropped session.
+STORAGE_ERRORS = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+# ADBC (the bulk load) reports a lost PostgreSQL server as these.
+STORAGE_ERRORS += (adbc_driver_manager.OperationalError, adbc_driver_manager.InternalError)
+
+
+def backoff_seconds(retry_number: int) -> int:
+    """Wait before retry `retry_number + 1`: 2, 4, 8 seconds."""
+    return FIRST_DELAY_SECONDS * 2**retry_number
+
+
+@contextmanager
+def retry_storage_faults(context):
+    """Turn a storage fault into a Dagster retry with the spec's backoff."""
+    try:
+        yield
+    except STORAGE_ERRORS as error:
+        retry = context.retry_number
+        if retry >= MAX_RETRIES:
+            raise
+        context.log.warning(f"storage fault, retry {retry + 1} of {MAX_RETRIES} in {backoff_seconds(retry)} s: {error}")
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=backoff_seconds(retry)) from error

@@ -1,0 +1,111 @@
+"""Dagster resources: the S3 bucket, the operational store and the rules' configuration.
+
+Each resource reads the SPEC §8 environment at run time (so secrets never sit
+in run config or the UI) and falls back to the embedded servers when nothing
+is configured, exactly like the command line. Fields override the
+environment, which is what tests and the launchpad use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import date, time
+
+import dagster as dg
+
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.services.runtime import ResolvedServices, resolve_services
+from greenstream_dagster.settings import Settings, load_settings
+from greenstream_dagster.storage.operational.migrate import apply_migrations
+from greenstream_dagster.storage.s3 import s3_client
+
+_lock = threading.Lock()
+_resolved: dict[tuple, ResolvedServices] = {}
+_migrated: set[str] = set()
+
+
+def _services(settings: Settings, *, database: bool) -> ResolvedServices:
+    """Resolve once per process: embedded servers are reused, not restarted, on every call."""
+    key = (settings.s3_endpoint_url, settings.bucket, settings.database_url if database else None, database)
+    with _lock:
+        if key not in _resolved:
+            _resolved[key] = resolve_services(settings, s3=not database, database=database)
+        return _resolved[key]
+
+
+class S3Resource(dg.ConfigurableResource):
+    """The bucket holding the landing zone, the staging frames, the dead letters and the lake."""
+
+    endpoint_url: str | None = None  # None: GREENSTREAM_S3_ENDPOINT_URL, else the embedded S3
+    bucket: str = "greenstream"  # definitions set it from GREENSTREAM_BUCKET
+
+    def _settings(self) -> Settings:
+        settings = dataclasses.replace(load_settings(), bucket=self.bucket)
+        if self.endpoint_url is not None:
+            settings = dataclasses.replace(settings, s3_endpoint_url=self.endpoint_url)
+        return settings
+
+    def client(self):
+        return s3_client(_services(self._settings(), database=False))
+
+
+class OperationalStoreResource(dg.ConfigurableResource):
+    """The PostgreSQL operational store; migrations are applied on first use in each process."""
+
+    database_url: str | None = None  # None: GREENSTREAM_DATABASE_URL, else the embedded PostgreSQL
+
+    def url(self) -> str:
+        settings = load_settings()
+        if self.database_url is not None:
+            settings = dataclasses.replace(settings, database_url=self.database_url)
+        url = _services(settings, database=True).database_url
+        with _lock:
+            if url not in _migrated:
+                apply_migrations(url)
+                _migrated.add(url)
+        return url
+
+
+class RulesResource(dg.ConfigurableResource):
+    """Thresholds and windows of SPEC §2–4, shown in the UI and overridable per run."""
+
+    partitions_start: str = "2024-01-01"
+    min_kw: float = 0.0
+    max_kw: float = 100.0
+    timezone: str = "UTC"
+    peak_start: str = "17:00"
+    peak_end: str = "21:00"
+    hemisphere: str = "north"
+    window_days: int = 7
+    stuck_variance_kw2: float = 0.01
+    stuck_min_readings: int = 48
+    spike_sigmas: float = 4.0
+    spike_min_readings: int = 96
+    gap_max_missing_rate: float = 0.20
+    check_warn_share: float = 0.05  # WARN when a fault hits more than this share of meters
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RulesResource":
+        rules = settings.rules
+        values = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
+        values = {k: (v.isoformat(timespec="minutes") if isinstance(v, time) else v) for k, v in values.items()}
+        values["partitions_start"] = rules.partitions_start.isoformat()
+        return cls(**values, check_warn_share=settings.check_warn_share)
+
+    def config(self) -> RulesConfig:
+        return RulesConfig(
+            partitions_start=date.fromisoformat(self.partitions_start),
+            min_kw=self.min_kw,
+            max_kw=self.max_kw,
+            timezone=self.timezone,
+            peak_start=time.fromisoformat(self.peak_start),
+            peak_end=time.fromisoformat(self.peak_end),
+            hemisphere=self.hemisphere,
+            window_days=self.window_days,
+            stuck_variance_kw2=self.stuck_variance_kw2,
+            stuck_min_readings=self.stuck_min_readings,
+            spike_sigmas=self.spike_sigmas,
+            spike_min_readings=self.spike_min_readings,
+            gap_max_missing_rate=self.gap_max_missing_rate,
+        )

@@ -1,0 +1,109 @@
+"""`raw_file_sensor` (SPEC §6): one run per partition day whose landing content changed.
+
+Decisions live in `sensing.landing_scan` and listing in `storage.landing_folders`;
+this module only wires them to Dagster. It needs the resource `s3`, any object with
+`client()` returning a boto3 S3 client and `bucket` naming the landing bucket.
+
+The evaluation day is today in UTC, clipped to the job's last partition: files in a
+day that has no partition yet (a `DailyPartitionsDefinition` without
+`end_offset=1` stops at yesterday) are reported and left out of the cursor, so
+they are picked up once the partition exists, instead of failing the tick.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timezone
+from typing import Protocol
+
+from dagster import ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
+
+from greenstream_dagster.sensing.landing_scan import (
+    LookbackWindow,
+    PartitionRequest,
+    ScanPlan,
+    lookback_window,
+    plan_scan,
+)
+from greenstream_dagster.storage.landing_folders import list_landing_window
+
+SENSOR_NAME = "raw_file_sensor"
+
+
+class LandingBucket(Protocol):
+    """What the sensor needs from the `s3` resource."""
+
+    bucket: str
+
+    def client(self):
+        """A boto3 S3 client for the landing bucket's endpoint."""
+
+
+def build_raw_file_sensor(
+    job,
+    lookback_days: int,
+    partitions_start: date,
+    minimum_interval_seconds: int = 30,
+) -> SensorDefinition:
+    """The landing-zone sensor targeting `job` (daily-partitioned, UTC)."""
+    lookback_window(partitions_start, lookback_days, partitions_start)  # bad settings fail at load
+
+    @sensor(
+        name=SENSOR_NAME,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description=(
+            f"New or changed CSV files under raw-data/YYYY-MM-DD/ in the last {lookback_days} days: "
+            "one run per partition day whose set of ETags changed."
+        ),
+    )
+    def raw_file_sensor(context: SensorEvaluationContext, s3: ResourceParam[LandingBucket]) -> SensorResult:
+        window = lookback_window(_evaluation_day(context, job), lookback_days, partitions_start)
+        started = time.monotonic()
+        listing = list_landing_window(s3.client(), s3.bucket, window)
+        plan = plan_scan(context.cursor, listing.days, listing.ignored, window)
+        context.log.info(
+            f"{SENSOR_NAME} {window.first.isoformat()}..{window.last.isoformat()} "
+            f"in {time.monotonic() - started:.1f} s: {plan.summary()}"
+        )
+        requests = [_run_request(r) for r in plan.requests]
+        return SensorResult(
+            run_requests=requests,
+            cursor=plan.cursor,
+            skip_reason=None if requests else _skip_reason(plan, window),
+        )
+
+    return raw_file_sensor
+
+
+def _evaluation_day(context: SensorEvaluationContext, job) -> date:
+    """Today (UTC), or the job's last partition day if that is earlier."""
+    today = datetime.now(timezone.utc).date()
+    partitions_def = getattr(job, "partitions_def", None)
+    if partitions_def is None and context.repository_def is not None:
+        # An asset job infers its partitions from its assets: ask the resolved job.
+        partitions_def = context.repository_def.get_job(job.name).partitions_def
+    last_key = partitions_def.get_last_partition_key() if partitions_def is not None else None
+    if last_key is None:
+        return today
+    return min(today, date.fromisoformat(last_key[:10]))
+
+
+def _run_request(request: PartitionRequest) -> RunRequest:
+    return RunRequest(
+        partition_key=request.partition_key,
+        run_key=request.run_key,
+        tags={
+            "greenstream/landing_objects": str(request.objects),
+            "greenstream/landing_bytes": str(request.total_bytes),
+            "greenstream/landing_digest": request.digest,
+        },
+    )
+
+
+def _skip_reason(plan: ScanPlan, window: LookbackWindow) -> str:
+    report = plan.report
+    return (
+        f"No new content in {window.first.isoformat()}..{window.last.isoformat()}: "
+        f"{len(report.unchanged_days)} day(s) already seen, {len(report.ignored)} key(s) ignored"
+    )

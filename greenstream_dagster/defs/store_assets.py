@@ -1,0 +1,111 @@
+"""The operational load (meter_readings) and the two lake assets (SPEC §5, §6)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata
+from greenstream_dagster.defs.policies import retry_storage_faults
+from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day
+from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
+from greenstream_dagster.rules.meter_daily import meter_daily
+from greenstream_dagster.storage import lake, staging
+from greenstream_dagster.storage.operational.load import load_partition
+
+LAKE_GRADES = ("A", "B", "C")
+
+
+def _required(frame: pl.DataFrame | None, asset: str, day) -> pl.DataFrame:
+    if frame is None:
+        raise dg.Failure(f"{asset} {day} has not been materialized; materialize it first")
+    return frame
+
+
+def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="meter_readings", partitions_def=partitions, group_name="stores", kinds={"postgres"},
+        deps=[SCORED, STANDARDIZED],
+        description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
+        "with its quarantine and revisions.",
+    )
+    def meter_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
+        day = partition_day(context)
+        watch = Stopwatch()
+        with retry_storage_faults(context):
+            client, bucket = s3.client(), s3.bucket
+            with watch.stage("read"):
+                readings = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
+                rejected = _required(staging.read_frame(client, bucket, STANDARDIZED, day, "rejected"), STANDARDIZED, day)
+                revisions = _required(staging.read_frame(client, bucket, STANDARDIZED, day, "revisions"), STANDARDIZED, day)
+            with watch.stage("load"):
+                result = load_partition(operational.url(), day, readings, rejected, revisions)
+        return dg.MaterializeResult(metadata={
+            "rows": result.rows,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "deleted": result.deleted,
+            "rejected_rows": result.rejected_rows,
+            "revision_rows": result.revision_rows,
+            "seconds_stage_copy": result.stage_seconds,
+            "seconds_merge": result.merge_seconds,
+            **watch.metadata(result.rows),
+        })
+
+    @dg.asset(
+        name="lake_readings", partitions_def=partitions, group_name="lake", kinds={"s3", "parquet"},
+        deps=[SCORED],
+        description="Data lake: the day's readings graded A–C, Snappy Parquet under analytics/readings/year=/month=/day=.",
+    )
+    def lake_readings(context, s3: S3Resource) -> dg.MaterializeResult:
+        day = partition_day(context)
+        watch = Stopwatch()
+        with retry_storage_faults(context):
+            client, bucket = s3.client(), s3.bucket
+            with watch.stage("read"):
+                scored = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
+                files = staging.read_frame(client, bucket, RAW, day, "files")
+            graded = scored.filter(pl.col("quality_grade").is_in(LAKE_GRADES))
+            with watch.stage("write"):
+                written = lake.write_lake_day(client, bucket, "readings", day, graded)
+        csv_bytes = int(files.filter(pl.col("dead_letter_reason").is_null())["size"].sum()) if files is not None else 0
+        return dg.MaterializeResult(metadata={
+            "rows": written.rows,
+            "excluded_grade_f": scored.height - graded.height,
+            "bytes": written.bytes,
+            "raw_csv_bytes": csv_bytes,
+            "size_ratio_to_csv": round(written.bytes / csv_bytes, 4) if csv_bytes else 0.0,
+            "key": written.key,
+            **grade_metadata(graded),
+            **watch.metadata(written.rows),
+        })
+
+    @dg.asset(
+        name="lake_meter_daily", partitions_def=partitions, group_name="lake", kinds={"s3", "parquet"},
+        deps=[SCORED],
+        description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
+    )
+    def lake_meter_daily(context, s3: S3Resource) -> dg.MaterializeResult:
+        day = partition_day(context)
+        watch = Stopwatch()
+        with retry_storage_faults(context):
+            client, bucket = s3.client(), s3.bucket
+            with watch.stage("read"):
+                scored = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
+                meters = _required(staging.read_frame(client, bucket, SCORED, day, "meters"), SCORED, day)
+            with watch.stage("aggregate"):
+                daily = meter_daily(scored, meters, day)
+            with watch.stage("write"):
+                written = lake.write_lake_day(client, bucket, "meter_daily", day, daily)
+        return dg.MaterializeResult(metadata={
+            "meters": written.rows,
+            "energy_kwh": round(float(daily["energy_kwh"].sum()), 3),
+            "peak_kwh": round(float(daily["peak_kwh"].sum()), 3),
+            "reliable_meters": int(daily["reliable"].sum()),
+            "bytes": written.bytes,
+            "key": written.key,
+            **watch.metadata(written.rows),
+        })
+
+    return [meter_readings, lake_readings, lake_meter_daily]

@@ -1,0 +1,105 @@
+"""Which meters, days and slots carry each injection, drawn once from the seed.
+
+Every injection gets meters of its own, so a meter shows exactly one cause and
+the manifest can name the outcome of each. Quarantine rows are extra lines and
+borrow ids of any meter: they are not placeable and touch no meter's readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from greenstream_dagster.generator.bad_rows import QUARANTINE_CODES, VALIDATION_KINDS
+from greenstream_dagster.generator.config import GeneratorConfig
+from greenstream_dagster.generator.load_profile import SLOTS_PER_DAY, rng_for
+
+STREAM_PLAN = 3
+
+
+@dataclass(frozen=True)
+class Stuck:
+    meter: int
+    day: int
+
+
+@dataclass(frozen=True)
+class Spike:
+    meter: int
+    day: int
+    slot: int
+    factor: float  # multiple of the meter's typical load
+
+
+@dataclass(frozen=True)
+class Gap:
+    meter: int
+    first_day: int  # silent from this day for config.gap_days whole days
+
+
+@dataclass(frozen=True)
+class RowInjection:
+    """A validation issue, revision or duplicate on one reading (meter, day, slot)."""
+
+    kind: str
+    meter: int
+    day: int
+    slot: int
+
+
+@dataclass(frozen=True)
+class QuarantineInjection:
+    code: str
+    day: int
+    borrowed_meter: int  # whose id the row carries, where the code keeps a valid id
+
+
+@dataclass
+class InjectionPlan:
+    stuck: list[Stuck] = field(default_factory=list)
+    spikes: list[Spike] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    validation: list[RowInjection] = field(default_factory=list)
+    revisions: list[RowInjection] = field(default_factory=list)
+    duplicates: list[RowInjection] = field(default_factory=list)
+    quarantine: list[QuarantineInjection] = field(default_factory=list)
+
+    def on_day(self, items: list, day: int) -> list:
+        return [item for item in items if item.day == day]
+
+    def dedicated_meters(self) -> set[int]:
+        groups = (self.stuck, self.spikes, self.gaps, self.validation, self.revisions, self.duplicates)
+        return {item.meter for group in groups for item in group}
+
+
+def plan_injections(config: GeneratorConfig) -> InjectionPlan:
+    rng = rng_for(config.seed, STREAM_PLAN)
+    meters = iter(rng.permutation(config.meters).tolist())
+    plan = InjectionPlan()
+    for _ in range(config.stuck_meters):
+        plan.stuck.append(Stuck(next(meters), int(rng.integers(1, config.days))))
+    for _ in range(config.spike_meters):
+        plan.spikes.append(Spike(next(meters), int(rng.integers(0, config.days)),
+                                 int(rng.integers(0, SLOTS_PER_DAY)), float(rng.uniform(20, 50))))
+    for _ in range(config.gap_meters):
+        plan.gaps.append(Gap(next(meters), int(rng.integers(0, config.days - config.gap_days))))
+    for day in range(config.days):
+        for kind in VALIDATION_KINDS:
+            for _ in range(config.validation_rows):
+                plan.validation.append(_row(kind, next(meters), day, rng))
+        for _ in range(config.revisions):
+            plan.revisions.append(_row("REVISION", next(meters), day, rng))
+        for i in range(config.duplicates):
+            # Alternate: a later file re-delivers it, or the same file repeats the line.
+            kind = "REDELIVERED" if i % 2 == 0 else "REPEATED_IN_FILE"
+            plan.duplicates.append(_row(kind, next(meters), day, rng))
+        for code in QUARANTINE_CODES:
+            for _ in range(config.quarantine_rows):
+                plan.quarantine.append(
+                    QuarantineInjection(code, day, int(rng.integers(0, config.meters))))
+    return plan
+
+
+def _row(kind: str, meter: int, day: int, rng: np.random.Generator) -> RowInjection:
+    return RowInjection(kind, meter, day, int(rng.integers(0, SLOTS_PER_DAY)))

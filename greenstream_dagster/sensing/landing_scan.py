@@ -1,0 +1,217 @@
+"""Decide which partition days to run from listings of the landing zone (SPEC §6).
+
+Rule: the sensor skips content it has already seen — the same ETag under the same
+partition. A partition day's *content* is therefore the set of distinct ETags in
+its date folder. When that set differs from the one recorded at the day's last
+run (an object added, replaced by different bytes, or removed), the day gets one
+run; otherwise it is skipped. Consequences, on purpose:
+
+- re-uploading identical bytes, under the same key or a new one, in the same day
+  starts no run; the same bytes in another day do (different partition);
+- there is no "last key seen" high-water mark, so the order in which keys arrive
+  cannot hide a file, and a late file in an older day of the look-back is found;
+- all state is the cursor, so a restarted daemon takes the same decisions.
+
+Cursor (JSON): ``{"v": 1, "days": {"YYYY-MM-DD": {"etags": <n>, "digest": <hex>}}}``
+with one entry per day of the look-back window that had content, the digest being
+SHA-256 (first 32 hex) of the sorted distinct ETags. Its size is bounded by the
+look-back (about 80 bytes a day), never by the number of objects: Dagster keeps
+cursors in its storage and rewrites them every tick. Days that leave the window
+are dropped. The run key is ``raw-<day>-<digest>``: content-addressed, so a tick
+replayed after a crash asks for the same run again and Dagster deduplicates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from greenstream_dagster.rules.landing_key import LandingObject, date_folder
+
+CURSOR_VERSION = 1
+DEFAULT_LOOKBACK_DAYS = 7
+
+
+@dataclass(frozen=True)
+class LookbackWindow:
+    """Partition days the sensor watches: the last `lookback_days` up to the evaluation day,
+    clipped at the partitions' start date. Empty when the start is after the evaluation day."""
+
+    first: date
+    last: date
+    partitions_start: date
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.first <= day <= self.last
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(n) for n in range((self.last - self.first).days + 1)]
+
+    def why_outside(self, day: date) -> str:
+        if day > self.last:
+            return f"after the evaluation day {self.last.isoformat()}"
+        if day < self.partitions_start:
+            return f"before the partitions' start date {self.partitions_start.isoformat()}"
+        return f"older than the look-back window starting {self.first.isoformat()}"
+
+
+def lookback_window(evaluation_day: date, lookback_days: int, partitions_start: date) -> LookbackWindow:
+    """The window of SPEC §6 (default 7 days, the evaluation day included)."""
+    if lookback_days < 1:
+        raise ValueError(f"lookback_days must be at least 1, got {lookback_days}")
+    first = max(evaluation_day - timedelta(lookback_days - 1), partitions_start)
+    return LookbackWindow(first=first, last=evaluation_day, partitions_start=partitions_start)
+
+
+@dataclass(frozen=True)
+class IgnoredItem:
+    """A key (or a whole folder prefix) outside the landing pattern, with the reason."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PartitionRequest:
+    """One run for one partition day whose content changed."""
+
+    partition_key: str
+    run_key: str
+    objects: int
+    etags: int
+    total_bytes: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What the evaluation did not run, and why; logged by the sensor."""
+
+    ignored: tuple[IgnoredItem, ...] = ()
+    empty_objects: tuple[str, ...] = ()  # still routed: the run dead-letters them (SPEC §1)
+    unchanged_days: tuple[date, ...] = ()  # content already seen
+    emptied_days: tuple[date, ...] = ()  # folder now empty: nothing to run, entry dropped
+    pruned_days: tuple[date, ...] = ()  # left the look-back window, dropped from the cursor
+    cursor_problem: str | None = None  # previous cursor unreadable: started afresh
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    requests: tuple[PartitionRequest, ...]
+    cursor: str
+    report: ScanReport = field(default_factory=ScanReport)
+
+    def summary(self, examples: int = 3) -> str:
+        """One bounded log line: counts and the first few examples of each kind."""
+        return describe_plan(self, examples)
+
+
+def content_digest(objects: Sequence[LandingObject]) -> tuple[str, int]:
+    """Digest and count of the distinct ETags: the identity of a partition's content."""
+    etags = sorted({o.etag.strip('"') for o in objects})
+    digest = hashlib.sha256("\n".join(etags).encode()).hexdigest()[:32]
+    return digest, len(etags)
+
+
+def read_cursor(cursor: str | None) -> tuple[dict[date, str], str | None]:
+    """Digest per day from the previous cursor, and a problem text if it could not be read.
+
+    An unreadable cursor starts afresh rather than failing every tick: every day of
+    the window is then requested again, and Dagster drops the run keys it already has.
+    """
+    if not cursor:
+        return {}, None
+    try:
+        data = json.loads(cursor)
+        if data.get("v") != CURSOR_VERSION:
+            return {}, f"cursor version {data.get('v')!r} is not {CURSOR_VERSION}"
+        return {date.fromisoformat(day): entry["digest"] for day, entry in data["days"].items()}, None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        return {}, f"cursor is not readable ({type(error).__name__}: {error})"
+
+
+def write_cursor(entries: Mapping[date, tuple[str, int]]) -> str:
+    days = {day.isoformat(): {"etags": n, "digest": digest} for day, (digest, n) in sorted(entries.items())}
+    return json.dumps({"v": CURSOR_VERSION, "days": days}, sort_keys=True, separators=(",", ":"))
+
+
+def plan_scan(
+    previous_cursor: str | None,
+    listings: Mapping[date, Sequence[LandingObject]],
+    ignored: Sequence[IgnoredItem],
+    window: LookbackWindow,
+) -> ScanPlan:
+    """Plan one evaluation: at most one run per partition day whose content changed.
+
+    `listings` holds the objects (already matching the landing pattern) of each date
+    folder listed; days outside `window` are ignored and reported, not run.
+    """
+    seen, cursor_problem = read_cursor(previous_cursor)
+    ignored_items = list(ignored)
+    requests: list[PartitionRequest] = []
+    entries: dict[date, tuple[str, int]] = {}
+    empty: list[str] = []
+    unchanged: list[date] = []
+
+    for day in sorted(listings):
+        objects = listings[day]
+        if day not in window:
+            if objects:
+                reason = f"{window.why_outside(day)} ({len(objects)} object(s))"
+                ignored_items.append(IgnoredItem(date_folder(day), reason))
+            continue
+        if not objects:
+            continue
+        digest, n_etags = content_digest(objects)
+        entries[day] = (digest, n_etags)
+        empty.extend(sorted(o.key for o in objects if o.size == 0))
+        if seen.get(day) == digest:
+            unchanged.append(day)
+            continue
+        requests.append(
+            PartitionRequest(
+                partition_key=day.isoformat(),
+                run_key=f"raw-{day.isoformat()}-{digest}",
+                objects=len(objects),
+                etags=n_etags,
+                total_bytes=sum(o.size for o in objects),
+                digest=digest,
+            )
+        )
+
+    report = ScanReport(
+        ignored=tuple(ignored_items),
+        empty_objects=tuple(empty),
+        unchanged_days=tuple(unchanged),
+        emptied_days=tuple(sorted(d for d in seen if d in window and d not in entries)),
+        pruned_days=tuple(sorted(d for d in seen if d not in window)),
+        cursor_problem=cursor_problem,
+    )
+    return ScanPlan(requests=tuple(requests), cursor=write_cursor(entries), report=report)
+
+
+def _examples(items: Sequence[str], examples: int) -> str:
+    shown = ", ".join(items[:examples])
+    return shown + (f", … {len(items) - examples} more" if len(items) > examples else "")
+
+
+def describe_plan(plan: ScanPlan, examples: int = 3) -> str:
+    """Counts plus a few examples, so a bucket full of stray keys cannot flood the log."""
+    report = plan.report
+    runs = [f"{r.partition_key} ({r.objects} objects)" for r in plan.requests]
+    parts = [f"{len(runs)} run(s)" + (f": {_examples(runs, examples)}" if runs else "")]
+    sections = (
+        ("day(s) already seen", [d.isoformat() for d in report.unchanged_days]),
+        ("ignored key(s)", [f"{i.key} ({i.reason})" for i in report.ignored]),
+        ("empty object(s), routed to dead letter by the run", list(report.empty_objects)),
+        ("day(s) now empty, dropped from the cursor", [d.isoformat() for d in report.emptied_days]),
+        ("day(s) left the look-back, dropped from the cursor", [d.isoformat() for d in report.pruned_days]),
+    )
+    parts += [f"{len(items)} {label}: {_examples(items, examples)}" for label, items in sections if items]
+    if report.cursor_problem:
+        parts.append(f"previous cursor ignored: {report.cursor_problem}")
+    return "; ".join(parts)

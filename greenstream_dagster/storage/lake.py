@@ -1,0 +1,146 @@
+"""The analytics data lake (SPEC §5): one Snappy Parquet object per table and day.
+
+Layout: `analytics/<table>/year=YYYY/month=MM/day=DD/part-0.parquet`, readable
+by any hive-partitioned reader (pyarrow.dataset, polars, Spark, Athena).
+
+Atomic per day: the whole day is one object with a fixed name, written by a
+single PUT (multipart above 64 MB). S3 makes an object visible only once it is
+complete, so a reader sees the old day or the new one, never half. A re-run
+overwrites the same key; only after it succeeded are other objects in the day's
+folder (strays of an older layout or a manual copy) deleted.
+
+Columns are exactly the contract's (SPEC §8): `LAKE_READING_COLUMNS` for
+readings, `METER_DAILY_COLUMNS` for meter_daily. The day therefore appears
+twice: as `partition_date` / `date` in the file body, and as year/month/day in
+the path. That duplication is deliberate: the body column keeps a file
+self-describing when copied or read without hive discovery and matches the
+operational store's column; it costs a few bytes (a constant column is one
+dictionary entry). The hive keys are *not* written into the body, because
+readers that add them from the path would then see the column twice.
+
+Compression: rows sorted by meter then time so runs are long; dictionary
+encoding with a larger dictionary page (values repeat across meters, and the
+default 1 MB page falls back to plain encoding early); delta encoding for the
+time and line columns; one row group per million rows with statistics, so
+readers can skip by meter_id and reading_ts.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+import pyarrow.parquet as pq
+from boto3.s3.transfer import TransferConfig
+
+from greenstream_dagster.rules.schemas import LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
+
+LAKE_PREFIX = "analytics/"
+PART_NAME = "part-0.parquet"
+ROW_GROUP_ROWS = 1_000_000
+DICTIONARY_PAGE_BYTES = 8 * 1024 * 1024
+
+TABLES: dict[str, dict[str, pl.DataType]] = {
+    "readings": LAKE_READING_COLUMNS,
+    "meter_daily": METER_DAILY_COLUMNS,
+}
+_SORT_KEYS = {"readings": ["meter_id", "reading_ts"], "meter_daily": ["meter_id"]}
+_DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date"}
+# Monotonic or near-monotonic integers within a meter: deltas are tiny.
+_DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": []}
+
+_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class LakeWrite:
+    """What one day's write left in the lake."""
+
+    key: str
+    bytes: int
+    rows: int
+
+
+def lake_day_prefix(table: str, day: date) -> str:
+    _check_table(table)
+    return f"{LAKE_PREFIX}{table}/year={day.year:04d}/month={day.month:02d}/day={day.day:02d}/"
+
+
+def lake_day_key(table: str, day: date) -> str:
+    """The one object that holds `table` for `day`."""
+    return lake_day_prefix(table, day) + PART_NAME
+
+
+def lake_table_prefix(table: str) -> str:
+    _check_table(table)
+    return f"{LAKE_PREFIX}{table}/"
+
+
+def to_parquet(table: str, day: date, frame: pl.DataFrame) -> bytes:
+    """The day's Parquet bytes: contract columns, sorted, Snappy. Raises ValueError naming the problem."""
+    columns = TABLES[_check_table(table)]
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ValueError(f"lake {table} {day}: the frame lacks contract columns {missing}")
+    shaped = frame.select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
+    wrong_day = shaped.filter(pl.col(_DAY_COLUMN[table]).ne_missing(day)).height
+    if wrong_day:
+        raise ValueError(f"lake {table} {day}: {wrong_day} rows have a {_DAY_COLUMN[table]} other than {day}")
+    arrow = shaped.sort(_SORT_KEYS[table]).to_arrow()
+    delta = _DELTA_COLUMNS[table]
+    buffer = io.BytesIO()
+    pq.write_table(
+        arrow,
+        buffer,
+        compression="snappy",
+        use_dictionary=[name for name in columns if name not in delta],
+        column_encoding={name: "DELTA_BINARY_PACKED" for name in delta} or None,
+        dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        store_schema=True,
+    )
+    return buffer.getvalue()
+
+
+def write_lake_day(client, bucket: str, table: str, day: date, frame: pl.DataFrame) -> LakeWrite:
+    """Replace `table`'s day atomically with `frame`; returns the key, its size and row count.
+
+    The caller chooses the rows (for readings: those graded A–C, SPEC §5);
+    extra columns such as `record_id` are dropped here.
+    """
+    data = to_parquet(table, day, frame)
+    key = lake_day_key(table, day)
+    client.upload_fileobj(io.BytesIO(data), bucket, key, Config=_TRANSFER,
+                          ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+    _delete_strays(client, bucket, lake_day_prefix(table, day), keep=key)
+    return LakeWrite(key=key, bytes=len(data), rows=frame.height)
+
+
+def read_lake_day(client, bucket: str, table: str, day: date) -> pl.DataFrame:
+    """The day as stored (an empty frame of the contract when the day was never written)."""
+    key = lake_day_key(table, day)
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return pl.DataFrame(schema=TABLES[table])
+    return pl.read_parquet(io.BytesIO(body))
+
+
+def _delete_strays(client, bucket: str, prefix: str, keep: str) -> None:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    strays = [item["Key"] for page in pages for item in page.get("Contents", []) if item["Key"] != keep]
+    for start in range(0, len(strays), 1000):  # DeleteObjects takes at most 1,000 keys
+        batch = [{"Key": key} for key in strays[start : start + 1000]]
+        result = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if result.get("Errors"):
+            failed = ", ".join(f"{e['Key']} ({e.get('Code')})" for e in result["Errors"][:5])
+            raise RuntimeError(f"lake {prefix}: written, but stray objects could not be deleted: {failed}")
+
+
+def _check_table(table: str) -> str:
+    if table not in TABLES:
+        raise ValueError(f"unknown lake table {table!r}; expected one of {sorted(TABLES)}")
+    return table

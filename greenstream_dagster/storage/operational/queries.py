@@ -1,0 +1,63 @@
+"""Look-ups of one stored reading, for the record-journey command (SPEC §9)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import psycopg
+from psycopg.rows import dict_row
+
+from greenstream_dagster.rules.schemas import SCORED_COLUMNS
+
+_COLUMNS = ", ".join([*SCORED_COLUMNS, "loaded_at"])
+
+
+def fetch_reading(database_url: str, meter_id: str, reading_ts: datetime) -> dict | None:
+    """The stored reading of an interval key, or None. Pruned to the reading's day partition."""
+    if reading_ts.tzinfo is None:
+        raise ValueError("reading_ts must be timezone-aware (readings are stored in UTC)")
+    day = reading_ts.astimezone(timezone.utc).date()
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM meter_readings "
+            "WHERE meter_id = %s AND reading_ts = %s AND partition_date = %s",
+            (meter_id, reading_ts, day),
+        ).fetchone()
+
+
+def fetch_reading_by_record_id(
+    database_url: str, record_id: str, partition_date: date | None = None
+) -> dict | None:
+    """The stored reading with this content id, or None.
+
+    record_id is not indexed (a 64-character key per reading would cost more
+    than the table's other indexes together); pass the day when known so only
+    its partition is scanned, otherwise every hot day is.
+    """
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM meter_readings WHERE record_id = %s "
+            "AND (%s::date IS NULL OR partition_date = %s) ORDER BY partition_date DESC LIMIT 1",
+            (record_id, partition_date, partition_date),
+        ).fetchone()
+
+
+def fetch_revisions(database_url: str, meter_id: str, reading_ts: datetime) -> list[dict]:
+    """The superseded readings of an interval key (reading_revisions), by source object and line."""
+    day = reading_ts.astimezone(timezone.utc).date()
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM reading_revisions WHERE meter_id = %s AND reading_ts = %s "
+            "AND partition_date = %s ORDER BY source_key, source_line",
+            (meter_id, reading_ts, day),
+        ).fetchall()
+
+
+def fetch_rejected(database_url: str, source_key: str, source_line: int, partition_date: date) -> dict | None:
+    """The quarantine row of a physical line of a landing file, or None."""
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM rejected_readings WHERE partition_date = %s AND source_key = %s AND source_line = %s",
+            (partition_date, source_key, source_line),
+        ).fetchone()
+

@@ -1,0 +1,176 @@
+"""`raw_file_sensor` against the real embedded S3 (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import DagsterInstance, DailyPartitionsDefinition, build_sensor_context, job, op
+
+from greenstream_dagster.defs.sensors import build_raw_file_sensor
+from greenstream_dagster.sensing.landing_scan import lookback_window
+from greenstream_dagster.storage.landing_folders import list_landing_window
+
+TODAY = datetime.now(timezone.utc).date()
+START = TODAY - timedelta(30)
+LOOKBACK = 7
+
+
+@op
+def _noop() -> None: ...
+
+
+# end_offset=1: today's files belong to today's partition, which must therefore exist.
+@job(partitions_def=DailyPartitionsDefinition(start_date=START.isoformat(), end_offset=1))
+def raw_job() -> None:
+    _noop()
+
+
+SENSOR = build_raw_file_sensor(raw_job, lookback_days=LOOKBACK, partitions_start=START)
+
+
+@dataclass
+class _S3:
+    """The resource interface the sensor needs: `client()` and `bucket`."""
+
+    s3_client: object
+    bucket: str
+
+    def client(self):
+        return self.s3_client
+
+
+@pytest.fixture
+def landing(s3_client, bucket):
+    """Evaluate the sensor like the daemon: each tick gets only the previous cursor."""
+
+    class Landing:
+        cursor: str | None = None
+
+        def put(self, key: str, body: bytes = b"meter_id,timestamp,value,unit\n") -> None:
+            s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+
+        def tick(self):
+            with DagsterInstance.ephemeral() as instance:
+                context = build_sensor_context(
+                    cursor=self.cursor, resources={"s3": _S3(s3_client, bucket)}, instance=instance
+                )
+                result = SENSOR(context)
+            self.cursor = result.cursor
+            return result
+
+    return Landing()
+
+
+def day(n: int) -> str:
+    return (TODAY - timedelta(n)).isoformat()
+
+
+def partition_keys(result) -> list[str]:
+    return [r.partition_key for r in result.run_requests or []]
+
+
+def test_new_files_give_one_run_per_partition_day(landing):
+    landing.put(f"raw-data/{day(0)}/a.csv", b"a")
+    landing.put(f"raw-data/{day(0)}/site-1/b.csv.gz", b"b")
+    landing.put(f"raw-data/{day(2)}/c.csv", b"c")
+    result = landing.tick()
+    assert partition_keys(result) == [day(2), day(0)]
+    request = result.run_requests[1]
+    assert request.run_key.startswith(f"raw-{day(0)}-")
+    assert request.tags["greenstream/landing_objects"] == "2"
+    assert set(json.loads(result.cursor)["days"]) == {day(0), day(2)}
+
+
+def test_the_same_listing_again_starts_nothing(landing):
+    landing.put(f"raw-data/{day(0)}/a.csv", b"a")
+    landing.tick()
+    again = landing.tick()
+    assert partition_keys(again) == []
+    assert "1 day(s) already seen" in again.skip_reason.skip_message
+
+
+def test_late_file_in_an_older_day_runs_that_day_only(landing):
+    for n in (0, 1, 5):
+        landing.put(f"raw-data/{day(n)}/a.csv", f"a{n}".encode())
+    landing.tick()
+    landing.put(f"raw-data/{day(5)}/late/0000-first-by-name.csv", b"late")
+    assert partition_keys(landing.tick()) == [day(5)]
+
+
+def test_replaced_content_gets_a_new_run_key_and_identical_bytes_none(landing):
+    landing.put(f"raw-data/{day(0)}/a.csv", b"v1")
+    first = landing.tick().run_requests[0].run_key
+    landing.put(f"raw-data/{day(0)}/a.csv", b"v1")  # re-upload, same ETag
+    landing.put(f"raw-data/{day(0)}/copy-of-a.csv", b"v1")  # same ETag, same partition
+    assert partition_keys(landing.tick()) == []
+    landing.put(f"raw-data/{day(0)}/a.csv", b"v2")
+    replaced = landing.tick()
+    assert partition_keys(replaced) == [day(0)] and replaced.run_requests[0].run_key != first
+
+
+def test_keys_outside_the_pattern_are_reported_and_never_run(landing, capfd):
+    landing.put(f"raw-data/{day(0)}/notes.txt")
+    landing.put("raw-data/stray.csv")
+    landing.put("raw-data/incoming/x.csv")
+    landing.put(f"raw-data/{(TODAY + timedelta(2)).isoformat()}/future.csv")
+    landing.put(f"raw-data/{day(LOOKBACK)}/too-old.csv")  # just outside the look-back: not even listed
+    result = landing.tick()
+    assert partition_keys(result) == []
+    assert "4 key(s) ignored" in result.skip_reason.skip_message
+    log = capfd.readouterr().err
+    # Counts and the first few examples only: stray keys cannot flood the log.
+    assert "4 ignored key(s)" in log and "raw-data/stray.csv" in log and "… 1 more" in log
+
+
+def test_listing_reports_every_ignored_item_with_its_reason(s3_client, bucket):
+    for key in (
+        f"raw-data/{day(0)}/ok.csv",
+        f"raw-data/{day(0)}/notes.txt",
+        "raw-data/stray.csv",
+        "raw-data/incoming/x.csv",
+        "raw-data/2099-02-30/x.csv",
+        f"raw-data/{(TODAY + timedelta(1)).isoformat()}/future.csv",
+        f"raw-data/{day(LOOKBACK)}/too-old.csv",
+    ):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    listing = list_landing_window(s3_client, bucket, lookback_window(TODAY, LOOKBACK, START))
+    assert {d.isoformat(): [o.key for o in objs] for d, objs in listing.days.items()} == {
+        day(0): [f"raw-data/{day(0)}/ok.csv"]
+    }
+    reasons = {item.key: item.reason for item in listing.ignored}
+    assert set(reasons) == {
+        f"raw-data/{day(0)}/notes.txt",
+        "raw-data/stray.csv",
+        "raw-data/incoming/",
+        "raw-data/2099-02-30/",
+        f"raw-data/{(TODAY + timedelta(1)).isoformat()}/",
+    }
+    assert "extension" in reasons[f"raw-data/{day(0)}/notes.txt"]
+    assert "not a calendar date" in reasons["raw-data/2099-02-30/"]
+    assert "after the evaluation day" in reasons[f"raw-data/{(TODAY + timedelta(1)).isoformat()}/"]
+
+
+def test_a_restarted_sensor_resumes_from_the_cursor_alone(landing):
+    landing.put(f"raw-data/{day(0)}/a.csv", b"a")
+    landing.tick()
+    stored = str(landing.cursor)  # all the daemon keeps across a restart
+    landing.put(f"raw-data/{day(3)}/b.csv", b"b")
+    landing.cursor = stored
+    assert partition_keys(landing.tick()) == [day(3)]
+
+
+def test_a_day_without_a_partition_yet_waits_instead_of_failing_the_tick(s3_client, bucket):
+    @job(name="until_yesterday", partitions_def=DailyPartitionsDefinition(start_date=START.isoformat()))
+    def until_yesterday() -> None:
+        _noop()
+
+    sensor = build_raw_file_sensor(until_yesterday, lookback_days=LOOKBACK, partitions_start=START)
+    for n in (0, 1):
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(n)}/a.csv", Body=b"a")
+    with DagsterInstance.ephemeral() as instance:
+        result = sensor(build_sensor_context(resources={"s3": _S3(s3_client, bucket)}, instance=instance))
+    assert partition_keys(result) == [day(1)]
+    assert day(0) not in json.loads(result.cursor)["days"]  # run once its partition exists
