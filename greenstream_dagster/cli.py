@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "greenstream_dagster.generator.command",
     "greenstream_dagster.services.command",
     "greenstream_dagster.storage.upload_command",
+    "greenstream_dagster.dev_command",
 )
 
 

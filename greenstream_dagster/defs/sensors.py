@@ -16,7 +16,7 @@ import time
 from datetime import date, datetime, timezone
 from typing import Protocol
 
-from dagster import ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
+from dagster import DefaultSensorStatus, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
 
 from greenstream_dagster.sensing.landing_scan import (
     LookbackWindow,
@@ -52,6 +52,7 @@ def build_raw_file_sensor(
         name=SENSOR_NAME,
         job=job,
         minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
         description=(
             f"New or changed CSV files under raw-data/YYYY-MM-DD/ in the last {lookback_days} days: "
             "one run per partition day whose set of ETags changed."

@@ -1,0 +1,108 @@
+"""`greenstream dev`: the README's main command — the whole platform on one machine.
+
+Starts (or reuses) the embedded S3 and PostgreSQL unless configured, generates
+a week of sample meter data ending yesterday and uploads it to the landing
+zone, then runs `dagster dev` with the sensor and schedules on. The sensor
+picks the files up and the UI shows assets materializing. Ctrl-C stops
+everything; a second start reuses the data (the sample is made only once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+from greenstream_dagster.generator.config import GeneratorConfig, with_preset
+from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.services.runtime import resolve_services
+from greenstream_dagster.settings import load_settings
+from greenstream_dagster.storage.s3 import s3_client
+from greenstream_dagster.storage.upload_command import upload_folder
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_DATABASE = "dagster"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("dev", help="run the whole platform locally: services, sample data, Dagster UI",
+                                   description=__doc__)
+    parser.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
+    parser.add_argument("--meters", type=int, default=500, help="meters in the sample data (default 500)")
+    parser.add_argument("--days", type=int, default=7, help="days of sample data, ending yesterday (default 7)")
+    parser.add_argument("--no-sample", action="store_true", help="do not generate or upload sample data")
+    parser.set_defaults(func=run)
+
+
+def dagster_storage_url(database_url: str) -> str:
+    """Dagster's own run/event storage: the same server, database `dagster`."""
+    parsed = urlparse(database_url)
+    return urlunparse(parsed._replace(path=f"/{DAGSTER_DATABASE}"))
+
+
+def ensure_database(database_url: str, name: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def sample_data(data_dir: Path, meters: int, days: int, partitions_start) -> Path:
+    """Generate the sample once (a second start reuses it)."""
+    folder = data_dir / "sample"
+    if (folder / "manifest.json").exists():
+        return folder
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    start = max(yesterday - timedelta(days=days - 1), partitions_start)
+    config = with_preset(GeneratorConfig(out=folder, meters=meters, days=(yesterday - start).days + 1,
+                                         start=start, seed=42), "default")
+    generate(config, overwrite=True)
+    return folder
+
+
+def run(args) -> int:
+    settings = load_settings()
+    with resolve_services(settings) as services:
+        env = {**os.environ, **services.environment()}
+        env.setdefault("DAGSTER_POSTGRES_URL", dagster_storage_url(services.database_url))
+        if "database" in services.embedded:
+            ensure_database(services.database_url, DAGSTER_DATABASE)
+        env["DAGSTER_HOME"] = str(prepare_dagster_home(Path(env.get("DAGSTER_HOME") or settings.data_dir / "dagster_home")))
+        origin = {True: "embedded", False: "configured"}
+        print(f"S3 {services.s3_endpoint_url} bucket {services.bucket} ({origin['s3' in services.embedded]}); "
+              f"PostgreSQL ({origin['database' in services.embedded]}); Dagster home {env['DAGSTER_HOME']}")
+        if not args.no_sample:
+            folder = sample_data(settings.data_dir, args.meters, args.days, settings.partitions_start)
+            marker = folder / ".uploaded"
+            if not marker.exists():
+                result = upload_folder(s3_client(services), services.bucket, folder / "raw-data")
+                marker.touch()
+                print(f"sample data: {result.files} files, {result.bytes / 1e6:.1f} MB uploaded to the landing zone")
+            else:
+                print(f"sample data: {folder} already in the landing zone")
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                   "-h", "127.0.0.1", "-p", str(args.port)]
+        print(f"Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops everything)")
+        process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)  # dagster dev shuts its webserver and daemon down
+            try:
+                return process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return 1
