@@ -17,8 +17,6 @@ from greenstream_dagster.storage.operational.retention import apply_retention
 INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings",
                  "lake_readings", "lake_meter_daily")
 LAKE_ASSETS = ("lake_readings", "lake_meter_daily")
-# One run per partition, even in a backfill of a range.
-SINGLE_RUN_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def build_jobs(partitions: dg.PartitionsDefinition):

@@ -46,3 +46,8 @@ def retry_storage_faults(context):
             raise
         context.log.warning(f"storage fault, retry {retry + 1} of {MAX_RETRIES} in {backoff_seconds(retry)} s: {error}")
         raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=backoff_seconds(retry)) from error
+
+
+# Checked assets run one partition per run, so a range backfill splits per day:
+# a multi-partition run loses the per-partition check results in Dagster 1.13.
+ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)

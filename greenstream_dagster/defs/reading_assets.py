@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata, quarantine_metadata
-from greenstream_dagster.defs.policies import retry_storage_faults
+from greenstream_dagster.defs.policies import ONE_PARTITION_PER_RUN, retry_storage_faults
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
@@ -47,7 +47,7 @@ def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.Asse
 
 def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int = 7) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name=RAW, partitions_def=partitions, group_name="readings", kinds={"s3", "polars"},
+        name=RAW, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"s3", "polars"},
         description="Every CSV row of the partition day's landing files, as text with its source object and line. "
         "Unreadable files go whole to the dead letter store.",
     )
@@ -82,7 +82,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         })
 
     @dg.asset(
-        name=STANDARDIZED, partitions_def=partitions, group_name="readings", kinds={"polars"},
+        name=STANDARDIZED, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"polars"},
         deps=[RAW],
         check_specs=[dg.AssetCheckSpec("standardized_schema", asset=STANDARDIZED, blocking=True, partitions_def=partitions)],
         description="One winning reading per (meter_id, reading_ts), in kW, enriched; the quarantine and revisions beside it.",
@@ -119,7 +119,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         )
 
     @dg.asset(
-        name=SCORED, partitions_def=partitions, group_name="readings", kinds={"polars"},
+        name=SCORED, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"polars"},
         deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
         check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions)],
         description="Every winning reading of the day with its fault flags, quality score and A–F grade; "

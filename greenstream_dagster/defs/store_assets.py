@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata
-from greenstream_dagster.defs.policies import retry_storage_faults
+from greenstream_dagster.defs.policies import ONE_PARTITION_PER_RUN, retry_storage_faults
 from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
@@ -24,7 +24,7 @@ def _required(frame: pl.DataFrame | None, asset: str, day) -> pl.DataFrame:
 
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name="meter_readings", partitions_def=partitions, group_name="stores", kinds={"postgres"},
+        name="meter_readings", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="stores", kinds={"postgres"},
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
         "with its quarantine and revisions.",
@@ -54,7 +54,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_readings", partitions_def=partitions, group_name="lake", kinds={"s3", "parquet"},
+        name="lake_readings", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="lake", kinds={"s3", "parquet"},
         deps=[SCORED],
         description="Data lake: the day's readings graded A–C, Snappy Parquet under analytics/readings/year=/month=/day=.",
     )
@@ -82,7 +82,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_meter_daily", partitions_def=partitions, group_name="lake", kinds={"s3", "parquet"},
+        name="lake_meter_daily", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="lake", kinds={"s3", "parquet"},
         deps=[SCORED],
         description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
     )

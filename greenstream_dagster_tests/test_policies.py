@@ -1,0 +1,43 @@
+"""SPEC §6: storage steps retry 3 times after 2 s, 4 s and 8 s; data errors do not retry."""
+
+import botocore.exceptions
+import dagster as dg
+import psycopg
+import pytest
+
+from greenstream_dagster.defs.policies import MAX_RETRIES, backoff_seconds, retry_storage_faults
+
+
+class Context:
+    def __init__(self, retry_number):
+        self.retry_number = retry_number
+        self.log = dg.get_dagster_logger()
+
+
+def test_backoff_is_two_four_eight_seconds():
+    assert [backoff_seconds(n) for n in range(MAX_RETRIES)] == [2, 4, 8]
+
+
+@pytest.mark.parametrize("error", [
+    psycopg.OperationalError("connection refused"),
+    botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+])
+def test_storage_faults_request_a_retry_with_the_spec_delay(error):
+    for attempt in range(MAX_RETRIES):
+        with pytest.raises(dg.RetryRequested) as raised:
+            with retry_storage_faults(Context(attempt)):
+                raise error
+        assert raised.value.seconds_to_wait == backoff_seconds(attempt)
+        assert raised.value.max_retries == MAX_RETRIES
+
+
+def test_after_the_last_retry_the_fault_surfaces():
+    with pytest.raises(psycopg.OperationalError):
+        with retry_storage_faults(Context(MAX_RETRIES)):
+            raise psycopg.OperationalError("still down")
+
+
+def test_a_bug_in_the_rules_is_not_retried():
+    with pytest.raises(ZeroDivisionError):
+        with retry_storage_faults(Context(0)):
+            1 / 0
