@@ -18,6 +18,7 @@ dev: $(STAMP)
 	$(VENV)/bin/greenstream dev
 
 test: $(STAMP)
+	sh scripts/install-chromium
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "greenstream_dagster.services.command",
     "greenstream_dagster.storage.upload_command",
     "greenstream_dagster.dev_command",
+    "greenstream_dagster.journey.command",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, replay_dead_letters
 from greenstream_dagster.defs.fault_checks import build_fault_checks
 from greenstream_dagster.defs.jobs import build_jobs, retention_job
 from greenstream_dagster.defs.partitions import daily_partitions
@@ -25,8 +26,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*build_reading_assets(partitions, settings.rules.window_days), *build_store_assets(partitions)],
         asset_checks=build_fault_checks(partitions),
-        jobs=[ingest_job, lake_job, retention_job],
-        sensors=[build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start)],
+        jobs=[ingest_job, lake_job, retention_job, replay_dead_letters],
+        sensors=[
+            build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start),
+            build_dead_letter_sensor([ingest_job, lake_job]),
+        ],
         schedules=build_schedules(lake_job, retention_job, settings.schedule_timezone, settings.retention_days),
         resources={
             "s3": S3Resource(bucket=settings.bucket),

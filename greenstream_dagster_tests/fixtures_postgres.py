@@ -7,8 +7,12 @@ user must be allowed to CREATE DATABASE); the embedded one is the default.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -24,18 +28,36 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+@contextmanager
+def server_folder() -> Iterator[Path]:
+    """A folder for an embedded server, outside pytest's temporary root: run as root, the server
+    is another user, and every pytest session that starts resets that root to mode 0700."""
+    path = Path(tempfile.mkdtemp(prefix="greenstream-test-pg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_folder() -> Iterator[Path]:
+    with server_folder() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """URL of the session's PostgreSQL server (its `greenstream` database)."""
     external = os.environ.get("GREENSTREAM_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with server_folder() as folder:
+        server = EmbeddedPostgres(folder / "postgres")
+        try:
+            yield server.start()
+        finally:
+            server.stop()
 
 
 @pytest.fixture

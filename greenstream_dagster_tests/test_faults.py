@@ -21,7 +21,7 @@ def wavy(n, base=1.0, amplitude=0.5):
 
 def meters_of(days, config=CONFIG, day=D):
     scored = score_partition(window_readings(days, config), day, config)
-    return {row["meter_id"]: row for row in scored.meters.iter_rows(named=True)}, scored.readings
+    return {row["meter_id"]: row for row in scored.meters.iter_rows(named=True)}, scored.readings.sort("meter_id", "reading_ts")
 
 
 def full_week(meter="SM-1", days=7, last=D, values=None):

@@ -66,7 +66,7 @@ def test_every_winning_reading_keeps_its_flags_beside_its_score():
     text = day_csv("SM-1", D, values) + "SM-1,2024-04-15T00:00:00Z,1.3,kW\n"  # a revision of slot 0
     scored = score_partition(window_readings({D: text}, RELIABLE), D, RELIABLE)
     assert scored.readings.height == 96
-    first = scored.readings.row(0, named=True)
+    first = scored.readings.sort("reading_ts").row(0, named=True)
     assert first["revised"] is True and first["value_raw"] == "1.3"
     for column in ("validation_errors", "out_of_range", "revised", "is_spike", "meter_stuck", "meter_gap"):
         assert column in scored.readings.columns

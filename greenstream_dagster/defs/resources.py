@@ -2,7 +2,9 @@
 
 Each resource reads the SPEC §8 environment at run time (so secrets never sit
 in run config or the UI) and falls back to the embedded servers when nothing
-is configured, exactly like the command line. Fields override the
+is configured, exactly like the command line. Configured services are not
+probed here (the commands probe them at start): an outage during a run is a
+storage fault that the step retries. Fields override the
 environment, which is what tests and the launchpad use.
 """
 
@@ -25,9 +27,9 @@ _resolved: dict[tuple, ResolvedServices] = {}
 _migrated: set[str] = set()
 
 
-def _services(settings: Settings, *, database: bool) -> ResolvedServices:
-    """Resolve once per process: embedded servers are reused, not restarted, on every call."""
-    key = (settings.s3_endpoint_url, settings.bucket, settings.database_url if database else None, database)
+def _embedded(settings: Settings, *, database: bool) -> ResolvedServices:
+    """Start or reuse the embedded server once per process, only for what is not configured."""
+    key = (settings.data_dir, settings.bucket, database)
     with _lock:
         if key not in _resolved:
             _resolved[key] = resolve_services(settings, s3=not database, database=database)
@@ -47,7 +49,11 @@ class S3Resource(dg.ConfigurableResource):
         return settings
 
     def client(self):
-        return s3_client(_services(self._settings(), database=False))
+        settings = self._settings()
+        # A configured endpoint is used as is: no probe, so an outage surfaces as a
+        # retryable storage fault in the step instead of a configuration error.
+        location = settings if settings.s3_endpoint_url is not None else _embedded(settings, database=False)
+        return s3_client(location)
 
 
 class OperationalStoreResource(dg.ConfigurableResource):
@@ -59,7 +65,7 @@ class OperationalStoreResource(dg.ConfigurableResource):
         settings = load_settings()
         if self.database_url is not None:
             settings = dataclasses.replace(settings, database_url=self.database_url)
-        url = _services(settings, database=True).database_url
+        url = settings.database_url or _embedded(settings, database=True).database_url
         with _lock:
             if url not in _migrated:
                 apply_migrations(url)

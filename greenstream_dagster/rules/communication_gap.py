@@ -12,10 +12,17 @@ import polars as pl
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.fault_window import FaultWindow
 
+SLOT_SECONDS = 15 * 60
 
-def missing_rates(window_readings: pl.LazyFrame, window: FaultWindow, config: RulesConfig) -> pl.LazyFrame:
-    """Per meter seen in the window: missing_rate_7d and gap."""
-    slots = pl.col("reading_ts").dt.truncate("15m").n_unique()
-    return window_readings.group_by("meter_id").agg(
-        (1.0 - slots / window.slots).alias("missing_rate_7d")
-    ).with_columns((pl.col("missing_rate_7d") > config.gap_max_missing_rate).alias("gap"))
+
+def missing_rate(window: FaultWindow) -> pl.Expr:
+    """Aggregation over a meter's window readings: `missing_rate_7d`.
+
+    Slots are counted as integers (epoch seconds // 900): cheaper to make unique than timestamps.
+    """
+    slots = (pl.col("reading_ts").dt.epoch("s") // SLOT_SECONDS).n_unique()
+    return (1.0 - slots / window.slots).alias("missing_rate_7d")
+
+
+def is_gap(config: RulesConfig) -> pl.Expr:
+    return (pl.col("missing_rate_7d") > config.gap_max_missing_rate).alias("gap")

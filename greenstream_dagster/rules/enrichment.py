@@ -20,8 +20,13 @@ def _seconds(t) -> int:
     return t.hour * 3600 + t.minute * 60 + t.second
 
 
+def _local(reading_ts: pl.Expr, config: RulesConfig) -> pl.Expr:
+    # UTC needs no conversion: skipping it saves a time-zone lookup per row.
+    return reading_ts if config.timezone == "UTC" else reading_ts.dt.convert_time_zone(config.timezone)
+
+
 def tariff_period(reading_ts: pl.Expr, config: RulesConfig) -> pl.Expr:
-    local = reading_ts.dt.convert_time_zone(config.timezone)
+    local = _local(reading_ts, config)
     seconds = local.dt.hour().cast(pl.Int32) * 3600 + local.dt.minute().cast(pl.Int32) * 60 + local.dt.second().cast(pl.Int32)
     peak = (seconds >= _seconds(config.peak_start)) & (seconds < _seconds(config.peak_end))
     return pl.when(peak).then(pl.lit("PEAK")).otherwise(pl.lit("OFF_PEAK"))
@@ -31,5 +36,5 @@ def season(reading_ts: pl.Expr, config: RulesConfig) -> pl.Expr:
     seasons = _NORTH_SEASONS
     if config.hemisphere == "south":
         seasons = {month: _SOUTH[name] for month, name in _NORTH_SEASONS.items()}
-    month = reading_ts.dt.convert_time_zone(config.timezone).dt.month()
+    month = _local(reading_ts, config).dt.month()
     return month.replace_strict(seasons, return_dtype=pl.Utf8)

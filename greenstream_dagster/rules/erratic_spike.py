@@ -10,10 +10,10 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.usable import is_usable
 
 
-def spike_thresholds(window_readings: pl.LazyFrame, config: RulesConfig) -> pl.LazyFrame:
-    """Per meter: `spike_threshold_kw`, null where the window has too few usable readings."""
+def spike_threshold(config: RulesConfig) -> pl.Expr:
+    """Aggregation over a meter's window readings: `spike_threshold_kw`, null with too few usable readings."""
     usable_kw = pl.col("value_kw").filter(is_usable())
-    return window_readings.group_by("meter_id").agg(
+    return (
         pl.when(usable_kw.len() >= config.spike_min_readings)
         .then(usable_kw.mean() + config.spike_sigmas * usable_kw.std(ddof=1))
         .alias("spike_threshold_kw")

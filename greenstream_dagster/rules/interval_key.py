@@ -43,8 +43,15 @@ def delivery_rank(placeable: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def resolve_interval_keys(placeable: pl.LazyFrame) -> Resolved:
-    """Winners and revisions of placeable rows that carry `record_id`."""
-    ranked = delivery_rank(placeable)
+    """Winners and revisions of placeable rows that carry `record_id`.
+
+    Almost every key is delivered once: those rows win as they are, and only
+    the keys delivered more than once pay for the ordering by delivery.
+    """
+    counted = placeable.with_columns(pl.len().over(_KEY).alias("_deliveries")).collect()
+    single = counted.lazy().filter(pl.col("_deliveries") == 1).drop("_deliveries")
+    repeated = counted.lazy().filter(pl.col("_deliveries") > 1).drop("_deliveries")
+    ranked = delivery_rank(repeated)
     # Latest copy of each content, materialized: winners and revisions both read it.
     copies = ranked.unique(subset=[*_KEY, "record_id"], keep="last").collect().lazy()
     winners = copies.sort("delivery_rank").unique(subset=_KEY, keep="last")
@@ -54,5 +61,8 @@ def resolve_interval_keys(placeable: pl.LazyFrame) -> Resolved:
     revised_keys = revisions.select(_KEY).unique().with_columns(pl.lit(True).alias("revised"))
     winners = winners.join(revised_keys, on=_KEY, how="left").with_columns(
         pl.col("revised").fill_null(False)
+    ).drop("delivery_rank")
+    return Resolved(
+        winners=pl.concat([single.with_columns(pl.lit(False).alias("revised")), winners], how="vertical_relaxed"),
+        revisions=revisions,
     )
-    return Resolved(winners=winners, revisions=revisions)

@@ -10,11 +10,16 @@ from __future__ import annotations
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace)
 
-from greenstream_dagster.rules.timestamps import format_timestamp_utc
+from greenstream_dagster.rules.timestamps import timestamp_text
 
 
-def record_id(meter_id: pl.Expr, reading_ts: pl.Expr, value_raw: pl.Expr) -> pl.Expr:
-    text = pl.concat_str(
-        [meter_id, format_timestamp_utc(reading_ts), value_raw.fill_null("")], separator="|"
-    )
+def record_id(meter_id: pl.Expr, timestamp_text: pl.Expr, value_raw: pl.Expr) -> pl.Expr:
+    """`timestamp_text` is the canonical UTC text (see timestamps.timestamp_text)."""
+    text = pl.concat_str([meter_id, timestamp_text, value_raw.fill_null("")], separator="|")
     return text.chash.sha2_256()
+
+
+def with_record_id(frame: pl.DataFrame, meter_id="meter_id", reading_ts="reading_ts", value_raw="value_raw") -> pl.DataFrame:
+    return frame.with_columns(
+        record_id(pl.col(meter_id), pl.lit(timestamp_text(frame, reading_ts)), pl.col(value_raw)).alias("record_id")
+    )

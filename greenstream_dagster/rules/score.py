@@ -13,16 +13,16 @@ from datetime import date
 
 import polars as pl
 
-from greenstream_dagster.rules.communication_gap import missing_rates
+from greenstream_dagster.rules.communication_gap import is_gap, missing_rate
 from greenstream_dagster.rules.config import RulesConfig
-from greenstream_dagster.rules.erratic_spike import is_spike, spike_thresholds
+from greenstream_dagster.rules.erratic_spike import is_spike, spike_threshold
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.quality_score import quality_grade, quality_score
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
-from greenstream_dagster.rules.stuck_meter import stuck_meters
+from greenstream_dagster.rules.stuck_meter import day_variance, is_stuck
 
 # What the fault statistics read of the window's other days: a projection keeps 7 days small.
-FAULT_INPUT_COLUMNS = ("meter_id", "reading_ts", "partition_date", "value_kw", "out_of_range", "validation_errors")
+FAULT_INPUT_COLUMNS = ("meter_id", "reading_ts", "partition_date", "value_kw", "out_of_range")
 METER_FAULT_COLUMNS = (
     "meter_id", "usable_readings", "variance_kw2", "stuck", "spike_count",
     "missing_rate_7d", "gap", "reliable",
@@ -50,22 +50,28 @@ def score_partition(
         pl.col("partition_date").is_between(window.first_day, window.last_day)
     )
     day = readings.lazy().filter(pl.col("partition_date") == partition_date)
+    # One pass over the window's readings for both window rules.
+    window_stats = in_window.group_by("meter_id").agg(spike_threshold(config), missing_rate(window)).with_columns(
+        is_gap(config)
+    ).collect()
     day_flagged = day.join(
-        spike_thresholds(in_window, config), on="meter_id", how="left"
-    ).with_columns(is_spike().alias("is_spike"))
+        window_stats.lazy().select("meter_id", "spike_threshold_kw"), on="meter_id", how="left"
+    ).with_columns(is_spike().alias("is_spike")).collect()
     meters = (
-        stuck_meters(day, config)
-        .join(day_flagged.group_by("meter_id").agg(pl.col("is_spike").sum().alias("spike_count")), on="meter_id")
-        .join(missing_rates(in_window, window, config), on="meter_id", how="left")
+        day_flagged.lazy().group_by("meter_id")
+        .agg(*day_variance(), pl.col("is_spike").sum().alias("spike_count"))
+        .with_columns(is_stuck(config))
+        .join(window_stats.lazy().select("meter_id", "missing_rate_7d", "gap"), on="meter_id", how="left")
         .with_columns(
             (~pl.col("stuck") & ~pl.col("gap") & (pl.col("spike_count") == 0)).alias("reliable")
         )
         .select(METER_FAULT_COLUMNS)
         .sort("meter_id")
+        .collect()
     )
     readings = (
-        day_flagged.join(
-            meters.select(
+        day_flagged.lazy().join(
+            meters.lazy().select(
                 "meter_id",
                 pl.col("stuck").alias("meter_stuck"),
                 pl.col("gap").alias("meter_gap"),
@@ -75,8 +81,7 @@ def score_partition(
         )
         .with_columns(quality_score().alias("quality_score"))
         .with_columns(quality_grade(pl.col("quality_score")).alias("quality_grade"))
-        .select(list(SCORED_COLUMNS))
-        .sort("meter_id", "reading_ts")
+        .select(list(SCORED_COLUMNS))  # unsorted, as the standardized readings
     )
-    readings, meters = pl.collect_all([readings, meters])
+    readings = readings.collect()
     return Scored(readings=readings.cast(SCORED_COLUMNS), meters=meters)

@@ -16,7 +16,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.enrichment import season, tariff_period
 from greenstream_dagster.rules.interval_key import resolve_interval_keys
 from greenstream_dagster.rules.placement import with_placement
-from greenstream_dagster.rules.record_id import record_id
+from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.schemas import (
     RAW_ROW_COLUMNS,
     REJECTED_COLUMNS,
@@ -46,12 +46,11 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         .select(list(REJECTED_COLUMNS))
         .sort("source_key", "source_line")
     )
-    placeable = placed.lazy().filter(pl.col("reason").is_null()).select(
+    placeable = with_record_id(placed.lazy().filter(pl.col("reason").is_null()).select(
         "meter_id", "reading_ts", "partition_date", "source_key", "source_modified_at", "source_line",
         pl.col("value").alias("value_raw"),
         pl.col("unit").alias("unit_raw"),
-        record_id(pl.col("meter_id"), pl.col("reading_ts"), pl.col("value")).alias("record_id"),
-    ).collect()  # hashed once: the resolution reads these rows from several branches
+    ).collect())  # hashed once: the resolution reads these rows from several branches
     resolved = resolve_interval_keys(placeable.lazy())
     kw = pl.col("value_kw")
     readings = (
@@ -62,8 +61,9 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
             validation_errors(pl.col("value_raw"), pl.col("unit_raw")).alias("validation_errors"),
             out_of_range(kw, config.min_kw, config.max_kw).alias("out_of_range"),
         )
+        # Not sorted: ordering 4.8 million wide rows costs more than the rest of the stage,
+        # and every consumer either aggregates or sorts for itself (the lake by meter and time).
         .select(list(STANDARDIZED_COLUMNS))
-        .sort("meter_id", "reading_ts")
     )
     revisions = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
     readings, rejected, revisions = pl.collect_all([readings, rejected, revisions])

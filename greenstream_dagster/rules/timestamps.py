@@ -8,6 +8,8 @@ built, because Polars refuses (for the whole column) to build an impossible one.
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from greenstream_dagster.rules.schemas import UTC_TIMESTAMP
@@ -76,6 +78,36 @@ def with_parsed_timestamp(frame: pl.LazyFrame, text: str, target: str) -> pl.Laz
     )
 
 
-def format_timestamp_utc(ts: pl.Expr) -> pl.Expr:
-    """The canonical text of a UTC timestamp used in record ids: `YYYY-MM-DDTHH:MM:SSZ`."""
-    return ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+_TIMES_OF_DAY = None
+_MAX_TABLE_DAYS = 10_000
+
+
+def _times_of_day() -> pl.Series:
+    global _TIMES_OF_DAY
+    if _TIMES_OF_DAY is None:
+        _TIMES_OF_DAY = pl.Series(
+            [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+        )
+    return _TIMES_OF_DAY
+
+
+def timestamp_text(frame: pl.DataFrame, ts: str) -> pl.Series:
+    """`YYYY-MM-DDTHH:MM:SSZ` of a UTC timestamp column, the canonical text of record ids.
+
+    Looked up from tables of the frame's days and of the 86,400 seconds of a day:
+    per-row strftime costs seconds on a 4.8-million-row partition.
+    """
+    column = frame[ts]
+    days = column.dt.date()
+    first, last = days.min(), days.max()
+    if first is None or (last - first).days > _MAX_TABLE_DAYS:
+        return column.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    day_texts = pl.Series([date.fromordinal(first.toordinal() + k).isoformat() for k in range((last - first).days + 1)])
+    second = (column.dt.hour().cast(pl.Int32) * 3600 + column.dt.minute().cast(pl.Int32) * 60
+              + column.dt.second().cast(pl.Int32))
+    day_index = days.cast(pl.Int32) - days.min().toordinal() + date(1970, 1, 1).toordinal()
+    text = pl.DataFrame({"d": day_index, "s": second}).select(
+        pl.concat_str([pl.lit(day_texts).gather(pl.col("d")), pl.lit("T"),
+                       pl.lit(_times_of_day()).gather(pl.col("s")), pl.lit("Z")])
+    ).to_series()
+    return text.alias(ts)

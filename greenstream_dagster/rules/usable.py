@@ -1,14 +1,13 @@
 """Usable reading (SPEC §2): a winning reading with a non-null, in-range value_kw and no validation error.
 
-Only usable readings feed the fault statistics.
+Only usable readings feed the fault statistics. A validation error always
+leaves value_kw null (an invalid value or a unit outside the allow-list has no
+kW), so "value_kw present and in range" is the whole test: the fault window
+then needs neither the error lists nor the raw text of seven days.
 """
 
 import polars as pl
 
 
 def is_usable() -> pl.Expr:
-    return (
-        pl.col("value_kw").is_not_null()
-        & ~pl.col("out_of_range")
-        & (pl.col("validation_errors").list.len() == 0)
-    )
+    return pl.col("value_kw").is_not_null() & ~pl.col("out_of_range")

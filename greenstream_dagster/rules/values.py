@@ -29,72 +29,56 @@ def unit_is_allowed(unit: pl.Expr) -> pl.Expr:
 
 def with_value_kw(frame: pl.LazyFrame, value: str, unit: str, target: str = "value_kw") -> pl.LazyFrame:
     """Add `target`: value × unit factor in kW, rounded half to even to 4 places; null when
-    the value or unit is missing or invalid. Staged as columns so the regex runs once per row."""
-    whole, frac = pl.col("_v_int"), pl.col("_v_frac")
-    negative = pl.col("_v_sign") == "-"
-    digit_text = (whole + frac).str.strip_chars_start("0")
-    unit_exp = pl.col("_v_unit_exp")
-    exponent = pl.col("_v_exp").cast(pl.Int64, strict=False).fill_null(0)
-    # value_kw × 10^4 = digits × 10^shift, with shift = power of the last digit + 4.
+    the value or unit is missing or invalid. Row order is not kept.
+
+    Most readings need no rounding (3250 W is 3.25 kW exactly): their kW text is
+    the digits with the exponent shifted, parsed once, correctly rounded. Only
+    rows with more than 4 decimals in kW take the integer rounding.
+    """
+    digits = pl.col("_v_digits")
     shift = pl.col("_v_shift")
-    exact = pl.col("_v_exact")
-    ten = pl.lit(10, dtype=pl.Int128)
-    digits, divisor = pl.col("_v_digits"), pl.col("_v_divisor")
-    quotient, remainder = digits // divisor, digits % divisor
-    round_up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
-    scaled = pl.when(shift >= 0).then(
-        digits * ten.pow(pl.when(exact & (shift > 0)).then(shift).otherwise(0))
-    ).otherwise(quotient + round_up.cast(pl.Int128))
-    # Beyond 37 digits: parse with the unit folded into the exponent, then round the float.
-    float_kw = pl.concat_str(
-        pl.when(negative).then(pl.lit("-")).otherwise(pl.lit("")),
-        pl.lit("0"), whole, pl.lit("."), frac, pl.lit("0e"), (exponent + unit_exp).cast(pl.Utf8),
-    ).cast(pl.Float64, strict=False).round(DECIMALS, mode="half_to_even")
-    kw = pl.when(exact).then(_scaled_to_float(scaled, negative)).otherwise(float_kw)
-    usable_input = value_is_valid(pl.col(value)) & unit_exp.is_not_null()
-    return (
+    negative = pl.col("_v_sign") == "-"
+    sign = pl.when(negative).then(pl.lit("-")).otherwise(pl.lit(""))
+    parts = (
         frame.with_columns(
-            pl.col(value).str.extract_groups(_VALUE_PARTS).alias("_v"),
+            pl.when(value_is_valid(pl.col(value))).then(pl.col(value)).str.extract_groups(_VALUE_PARTS).alias("_v"),
             pl.col(unit).replace_strict(UNIT_EXPONENTS, default=None, return_dtype=pl.Int64).alias("_v_unit_exp"),
         )
         .unnest("_v")
         .with_columns(
-            (exponent - frac.str.len_chars().cast(pl.Int64) + unit_exp + DECIMALS).alias("_v_shift"),
-            digit_text.alias("_v_digit_text"),
+            # value_kw × 10^4 = digits × 10^shift, with shift = power of the last digit + 4.
+            (pl.col("_v_exp").cast(pl.Int64, strict=False).fill_null(0)
+             - pl.col("_v_frac").str.len_chars().cast(pl.Int64) + pl.col("_v_unit_exp") + DECIMALS).alias("_v_shift"),
+            (pl.col("_v_int") + pl.col("_v_frac")).str.strip_chars_start("0").replace("", "0").alias("_v_digits"),
         )
-        .with_columns(
-            ((shift >= -_MAX_DIGITS)
-             & (pl.col("_v_digit_text").str.len_chars().cast(pl.Int64) + shift.clip(lower_bound=0) <= _MAX_DIGITS)
-             ).alias("_v_exact")
-        )
-        .with_columns(
-            pl.when(exact).then(pl.col("_v_digit_text").replace("", "0")).otherwise(pl.lit("0"))
-            .cast(pl.Int128).alias("_v_digits"),
-            ten.pow(pl.when(exact & (shift < 0)).then(-shift).otherwise(0)).alias("_v_divisor"),
-        )
+    )
+    usable = pl.col("_v_digits").is_not_null() & pl.col("_v_unit_exp").is_not_null()
+    plain = parts.filter(~usable | (shift >= 0)).with_columns(
+        pl.when(usable).then(
+            pl.concat_str(sign, digits, pl.lit("e"), (shift - DECIMALS).cast(pl.Utf8)).cast(pl.Float64)
+        ).alias("_v_kw")
+    )
+    rounding = parts.filter(usable & (shift < 0))
+    exact = (shift >= -_MAX_DIGITS) & (digits.str.len_chars() <= _MAX_DIGITS)
+    big_digits = pl.when(exact).then(digits).otherwise(pl.lit("0")).cast(pl.Int128)
+    divisor = pl.lit(10, dtype=pl.Int128).pow(pl.when(exact).then(-shift).otherwise(0))
+    quotient, remainder = big_digits // divisor, big_digits % divisor
+    round_up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
+    scaled = (quotient + round_up.cast(pl.Int128)).cast(pl.Utf8)
+    # Beyond 37 digits: parse with the unit folded into the exponent, then round the float.
+    float_kw = pl.concat_str(
+        sign, digits, pl.lit("e"), (shift - DECIMALS).cast(pl.Utf8)
+    ).cast(pl.Float64).round(DECIMALS, mode="half_to_even")
+    rounded = rounding.with_columns(
+        pl.when(exact).then(pl.concat_str(sign, scaled, pl.lit("e-4")).cast(pl.Float64)).otherwise(float_kw).alias("_v_kw")
+    )
+    kw = pl.col("_v_kw")
+    return (
+        pl.concat([plain, rounded])
         # A zero keeps no sign: "-0" and "-0.00001" are 0.0 kW, not -0.0.
-        .with_columns(kw.alias("_v_kw"))
-        .with_columns(
-            pl.when(~usable_input).then(None).when(pl.col("_v_kw") == 0).then(0.0).otherwise(pl.col("_v_kw")).alias(target)
-        )
-        .drop("_v_sign", "_v_int", "_v_frac", "_v_exp", "_v_unit_exp", "_v_shift", "_v_digit_text",
-              "_v_exact", "_v_digits", "_v_divisor", "_v_kw")
+        .with_columns(pl.when(kw == 0).then(0.0).otherwise(kw).alias(target))
+        .drop("_v_sign", "_v_int", "_v_frac", "_v_exp", "_v_unit_exp", "_v_shift", "_v_digits", "_v_kw")
     )
-
-
-def _scaled_to_float(scaled: pl.Expr, negative: pl.Expr) -> pl.Expr:
-    """Integer count of 10^-4 kW → the nearest float, through decimal text.
-
-    Polars divides a column by a constant as a multiplication by its
-    reciprocal, which is off by one ulp for values such as 2830 / 10^4;
-    parsing the decimal text is correctly rounded.
-    """
-    digits = scaled.cast(pl.Utf8).str.zfill(DECIMALS + 1)
-    text = pl.concat_str(
-        pl.when(negative).then(pl.lit("-")).otherwise(pl.lit("")),
-        digits.str.head(-DECIMALS), pl.lit("."), digits.str.tail(DECIMALS),
-    )
-    return text.cast(pl.Float64)
 
 
 def validation_errors(value: pl.Expr, unit: pl.Expr) -> pl.Expr:

@@ -112,6 +112,14 @@ class EmbeddedPostgres:
         self._started_here = False
         atexit.unregister(self.stop)
 
+    @property
+    def server_pid(self) -> int | None:
+        """The postmaster's process id while the server runs (for monitoring), else None."""
+        pid_file = self.pgdata / "postmaster.pid"
+        if self.port is None or not pid_file.exists():
+            return None
+        return int(pid_file.read_text().splitlines()[0])
+
     def url(self, password: str | None = None, database: str = DATABASE) -> str:
         if self.port is None:
             raise EmbeddedPostgresError("the embedded PostgreSQL is not started")

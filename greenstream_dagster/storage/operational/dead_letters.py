@@ -65,7 +65,7 @@ def record_dead_letter_partition(
 def _record(database_url: str, partition_date: date, kind: str, reason: str, run_id: str | None, **what) -> DeadLetter:
     row = {"source_key": None, "etag": None, "dead_letter_key": None, "asset_key": None, **what}
     with psycopg.connect(database_url, autocommit=True) as conn:
-        ensure_day_partitions(conn, partition_date)
+        ensure_day_partitions(conn, partition_date, ("dead_letter_files",))
         with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
             return cur.execute(
                 f"""INSERT INTO dead_letter_files (partition_date, kind, source_key, etag,

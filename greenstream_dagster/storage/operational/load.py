@@ -1,26 +1,27 @@
 """Load one partition day into the operational store, idempotently (SPEC §5).
 
 The day's readings, quarantine rows and revisions are bulk-copied (ADBC: Arrow
-to COPY BINARY, on parallel connections) into UNLOGGED staging tables, then
-each day partition is made to mirror its staging table with set-based
-statements in ONE transaction:
+to COPY BINARY, on parallel connections) into tables of the `load_staging`
+schema; then, in ONE transaction, each table's day partition is made to
+mirror its input:
 
-* the rows that are new or differ are found by a parallel hash join on the
-  key, then written by `INSERT … ON CONFLICT (key) DO UPDATE … WHERE (…) IS
-  DISTINCT FROM (…)` (every column except loaded_at). Identical rows are never
-  touched, so re-loading identical data changes zero rows and keeps their
-  `loaded_at`, and a re-score updates exactly the rows whose values differ.
-  Filtering first matters: ON CONFLICT DO UPDATE locks (writes) every
-  conflicting row even when its WHERE is false. An empty partition (first
-  load) skips the join: every staged row is new.
-* rows of the day that are no longer in the input are deleted, so the
-  partition mirrors the input; the anti-join only runs when the counts show
-  something to delete.
+* A day without a partition yet (first load) gets one built aside: the COPY
+  went straight into a table shaped like the partition, its key index is
+  built in one sort, and it is attached with ATTACH PARTITION (a lock that does
+  not block readers or other days' loads). Every row is inserted, written once.
+* A day that has a partition is merged: the rows that are new or differ are
+  found by a parallel hash join on the key, then written by
+  `INSERT … ON CONFLICT (key) DO UPDATE … WHERE (…) IS DISTINCT FROM (…)`
+  (every column but loaded_at). Identical rows are never touched, so a re-load
+  of identical input changes zero rows and keeps their loaded_at, and a
+  re-score updates exactly the rows that differ. Filtering first matters: ON
+  CONFLICT DO UPDATE locks (writes) every conflicting row even when its WHERE
+  is false. Rows of the day no longer in the input are then deleted (the
+  anti-join runs only when the counts show there is something to delete).
 
-Staging tables are UNLOGGED (no WAL, and unlike TEMP tables parallel workers
-can scan them), so they are committed scratch outside the load transaction;
-a session advisory lock per day keeps two loads of the same day apart (runs of
-a partition should never overlap anyway, SPEC §6).
+Merge staging tables are UNLOGGED (no WAL; unlike TEMP tables, parallel
+workers can scan them). A session advisory lock per day keeps two loads of
+the same day apart (runs of a partition should never overlap anyway, SPEC §6).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
@@ -37,15 +38,16 @@ import psycopg
 from psycopg import errors, sql
 
 from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS
-from greenstream_dagster.storage.operational.partitions import ensure_day_partitions, partition_name
+from greenstream_dagster.storage.operational.partitions import day_partition_exists, partition_name
 
 STAGING_SCHEMA = "load_staging"
-# Per transaction: the diff's parallel hash join and the anti-join hash in memory.
+# Per load transaction: the diff's parallel hash join and the key index build in memory.
 _TRANSACTION_SETTINGS = {"work_mem": "256MB", "hash_mem_multiplier": "2", "maintenance_work_mem": "512MB"}
-# Below this many rows one COPY connection is as fast as several.
-_ROWS_PER_EXTRA_CONNECTION = 250_000
-# ANALYZE the day partition when a load changed more than this share of it.
+# Below this many rows per connection, extra COPY connections cost more than they save.
+_ROWS_PER_COPY_CONNECTION = 250_000
+# ANALYZE a merged day partition when the load changed more than this share of it.
 _ANALYZE_SHARE = 0.1
+_LOAD_LOCK = 0x6C6F6164  # advisory lock namespace of "load of a partition day"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ class LoadResult:
         return self.inserted + self.updated + self.deleted + self.rejected_changed + self.revisions_changed
 
     def as_metadata(self) -> dict:
-        return {**asdict(self), "partition_date": self.partition_date.isoformat(), "changed": self.changed}
+        return {**asdict(self), "partition_date": self.partition_date.isoformat(),
+                "rows": self.rows, "changed": self.changed}
 
 
 @dataclass(frozen=True)
@@ -132,23 +135,26 @@ def load_partition(
     ]
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        lock = (_lock_key(), partition_date.toordinal())
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOAD_LOCK, partition_date.toordinal()))
         try:
-            ensure_day_partitions(conn, partition_date)
+            fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
             for table, frame in frames:
-                _create_staging(conn, table, partition_date)
+                _create_staging(conn, table, partition_date, fresh[table.name])
                 _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections)
             staged = time.perf_counter()
             with conn.transaction():
                 for name, value in _TRANSACTION_SETTINGS.items():
                     conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-                results = [_mirror(conn, table, partition_date, frame.height) for table, frame in frames]
+                results = [
+                    _attach(conn, table, partition_date, frame.height) if fresh[table.name]
+                    else _merge(conn, table, partition_date, frame.height)
+                    for table, frame in frames
+                ]
             merged = time.perf_counter()
         finally:
-            for table, _ in frames:
+            for table, _ in frames:  # an attached staging table has left the schema already
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOAD_LOCK, partition_date.toordinal()))
 
     readings_result, rejected_result, revisions_result = results
     return LoadResult(
@@ -167,11 +173,6 @@ def load_partition(
     )
 
 
-def _lock_key() -> int:
-    # A fixed 32-bit namespace for "load of a partition day" advisory locks.
-    return 0x6C6F6164  # "load"
-
-
 def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
     """The frame in contract column order, sorted by key; a missing column, a wrong dtype or a
     row of another day is an error naming the table (it would otherwise be an obscure COPY error)."""
@@ -184,8 +185,8 @@ def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
     other_days = frame.filter(pl.col("partition_date") != day).height
     if other_days:
         raise ValueError(f"{table.name}: {other_days} row(s) have a partition_date other than {day}")
-    # Key order makes the first load's index inserts sequential and clusters a
-    # day partition by meter. COPY BINARY needs the exact column types: smallint.
+    # Key order clusters a day partition by meter and keeps index inserts local.
+    # COPY BINARY needs the column's exact type: quality_score is a smallint.
     frame = frame.select(list(table.columns)).sort(list(table.key))
     return frame.with_columns(pl.col("quality_score").cast(pl.Int16)) if table is READINGS else frame
 
@@ -194,27 +195,39 @@ def _staging(table: _Table, day: date) -> sql.Identifier:
     return sql.Identifier(STAGING_SCHEMA, partition_name(table.name, day))
 
 
-def _create_staging(conn: psycopg.Connection, table: _Table, day: date) -> None:
+def _create_staging(conn: psycopg.Connection, table: _Table, day: date, fresh: bool) -> None:
+    """A table shaped like the day partition. For a fresh day it becomes the partition, so it
+    is logged and carries the parent's CHECK constraints plus the day's bound (ATTACH then
+    needs no validation scan); for a merge it is UNLOGGED scratch."""
     staging = _staging(table, day)
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))  # left by a crashed load
-    conn.execute(
-        sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-            staging, sql.Identifier(table.name)
+    if fresh:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {staging} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+                "CONSTRAINT day_bound CHECK (partition_date >= {start} AND partition_date < {end}))"
+            ).format(staging=staging, parent=sql.Identifier(table.name),
+                     start=sql.Literal(day), end=sql.Literal(day + timedelta(days=1)))
         )
-    )
+    else:
+        conn.execute(
+            sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                staging, sql.Identifier(table.name)
+            )
+        )
 
 
 def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connections: int) -> None:
     """COPY the frame into the staging table, in contiguous slices on parallel connections
     (the client-side Arrow encoding and the server-side parsing each use one core)."""
-    parts = max(1, min(connections, frame.height // _ROWS_PER_EXTRA_CONNECTION))
+    parts = max(1, min(connections, frame.height // _ROWS_PER_COPY_CONNECTION))
     size = -(-frame.height // parts) if frame.height else 0
 
     def copy_slice(i: int) -> None:
+        # The newest Arrow level exports Polars strings as string_view without a copy.
+        batch = frame.slice(i * size, size).to_arrow(compat_level=pl.CompatLevel.newest())
         with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
-            cur.adbc_ingest(
-                staging_table, frame.slice(i * size, size).to_arrow(), mode="append", db_schema_name=STAGING_SCHEMA
-            )
+            cur.adbc_ingest(staging_table, batch, mode="append", db_schema_name=STAGING_SCHEMA)
 
     if parts == 1:
         copy_slice(0)
@@ -224,8 +237,32 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
             done.result()
 
 
-def _mirror(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int) -> _Mirrored:
-    """Make the day partition of `table` equal to its staging table; count what changed."""
+def _duplicate_keys(table: _Table) -> ValueError:
+    return ValueError(f"{table.name}: the frame holds two rows with the same key {table.key}")
+
+
+def _attach(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int) -> _Mirrored:
+    """Make the staged table the day's partition: key index built in one sort, then attached."""
+    staging, name = _staging(table, day), partition_name(table.name, day)
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    try:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(staging, key))
+    except errors.UniqueViolation:
+        raise _duplicate_keys(table) from None
+    conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA public").format(staging))
+    conn.execute(
+        sql.SQL("ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM ({start}) TO ({end})").format(
+            parent=sql.Identifier(table.name), part=sql.Identifier(name),
+            start=sql.Literal(day), end=sql.Literal(day + timedelta(days=1)),
+        )
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT day_bound").format(sql.Identifier(name)))
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+    return _Mirrored(inserted=staged_rows, updated=0, unchanged=0, deleted=0)
+
+
+def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int) -> _Mirrored:
+    """Make the existing day partition equal to its staging table; count what changed."""
     target, staging = sql.Identifier(partition_name(table.name, day)), _staging(table, day)
     changed = sql.Identifier(f"changed_{table.name}")
     columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
@@ -238,7 +275,7 @@ def _mirror(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int
     before = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]
     source = staging
     if before:
-        # A separate CREATE TABLE AS, because a data-modifying statement never runs in parallel.
+        # A CREATE TABLE AS of its own, because a data-modifying statement never runs in parallel.
         conn.execute(
             sql.SQL(
                 "CREATE TEMP TABLE {changed} ON COMMIT DROP AS SELECT s.* FROM {staging} s "
@@ -263,7 +300,7 @@ def _mirror(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int
     try:
         inserted, updated = conn.execute(upsert).fetchone()
     except errors.CardinalityViolation:
-        raise ValueError(f"{table.name}: the frame holds two rows with the same key {table.key}") from None
+        raise _duplicate_keys(table) from None
 
     deleted = 0
     if before + inserted > staged_rows:  # the partition holds keys the input no longer has
@@ -272,8 +309,8 @@ def _mirror(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int
                 target=target, staging=staging, on_key=on_key
             )
         ).rowcount
-    if before + inserted - deleted != staged_rows:  # identical duplicates slip past the upsert
-        raise ValueError(f"{table.name}: the frame holds two rows with the same key {table.key}")
+    if before + inserted - deleted != staged_rows:  # identical duplicates pass the upsert unseen
+        raise _duplicate_keys(table)
     if inserted + updated + deleted > _ANALYZE_SHARE * max(before, 1):
         conn.execute(sql.SQL("ANALYZE {}").format(target))
     return _Mirrored(inserted, updated, staged_rows - inserted - updated, deleted)

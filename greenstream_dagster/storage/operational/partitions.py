@@ -1,8 +1,9 @@
 """Day partitions of the operational tables: naming, creation on demand, listing.
 
 Every operational table is partitioned BY RANGE (partition_date), one partition
-per UTC day named `<table>_pYYYYMMDD`. A day's partitions of all tables are
-created together, so retention can drop a day from every table at once.
+per UTC day named `<table>_pYYYYMMDD`, created when the day first gets rows:
+by the load (load.py, which builds a new day's partition aside and attaches
+it) or by a dead letter. Retention drops a day from every table at once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ def partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
-def ensure_day_partitions(conn: psycopg.Connection, day: date) -> list[str]:
-    """Create the missing partitions of `day` in every operational table; return those created.
+def ensure_day_partitions(
+    conn: psycopg.Connection, day: date, tables: tuple[str, ...] = DAY_PARTITIONED_TABLES
+) -> list[str]:
+    """Create the missing partitions of `day` in these tables; return those created.
 
     Runs in its own short transaction (attaching a partition locks the parent
     table, which must not be held for a whole load). The advisory lock makes
@@ -36,7 +39,7 @@ def ensure_day_partitions(conn: psycopg.Connection, day: date) -> list[str]:
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = ANY(%s::regclass[])", (list(DAY_PARTITIONED_TABLES),)
         )}
-        for table in DAY_PARTITIONED_TABLES:
+        for table in tables:
             name = partition_name(table, day)
             if name in existing:
                 continue
@@ -48,6 +51,14 @@ def ensure_day_partitions(conn: psycopg.Connection, day: date) -> list[str]:
             )
             created.append(name)
     return created
+
+
+def day_partition_exists(conn: psycopg.Connection, table: str, day: date) -> bool:
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = %s::regclass AND c.relname = %s)",
+        (table, partition_name(table, day)),
+    ).fetchone()[0]
 
 
 def list_day_partitions(conn: psycopg.Connection, table: str) -> dict[date, str]:

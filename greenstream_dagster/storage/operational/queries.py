@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
@@ -61,3 +62,41 @@ def fetch_rejected(database_url: str, source_key: str, source_line: int, partiti
             (partition_date, source_key, source_line),
         ).fetchone()
 
+
+
+_BY_SOURCE_TABLES = ("meter_readings", "reading_revisions")
+
+
+def fetch_partition_table(database_url: str, meter_id: str, reading_ts: datetime) -> str | None:
+    """The day partition (`meter_readings_pYYYYMMDD`) that physically holds a stored reading."""
+    day = reading_ts.astimezone(timezone.utc).date()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT tableoid::regclass::text FROM meter_readings "
+            "WHERE meter_id = %s AND reading_ts = %s AND partition_date = %s",
+            (meter_id, reading_ts, day),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def fetch_revision_by_record_id(database_url: str, record_id: str) -> dict | None:
+    """The reading_revisions row of a superseded record_id (latest day first), or None."""
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM reading_revisions WHERE record_id = %s ORDER BY partition_date DESC LIMIT 1",
+            (record_id,),
+        ).fetchone()
+
+
+def fetch_row_by_source(
+    database_url: str, table: str, source_key: str, source_line: int, partition_date: date
+) -> dict | None:
+    """The meter_readings or reading_revisions row that came from a physical line of a landing file."""
+    if table not in _BY_SOURCE_TABLES:
+        raise ValueError(f"table must be one of {_BY_SOURCE_TABLES}, got {table!r}")
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            sql.SQL("SELECT * FROM {} WHERE partition_date = %s AND source_key = %s AND source_line = %s LIMIT 1")
+            .format(sql.Identifier(table)),
+            (partition_date, source_key, source_line),
+        ).fetchone()

@@ -17,7 +17,8 @@ from psycopg import sql
 
 from greenstream_dagster.storage.operational.partitions import DAY_PARTITIONED_TABLES, list_day_partitions
 
-LOCK_TIMEOUT = "10s"
+LOCK_TIMEOUT = "5s"
+AUTOVACUUM_YIELD = "50ms"
 
 
 def expired_before(today: date, retention_days: int) -> date:
@@ -31,12 +32,22 @@ def apply_retention(database_url: str, today: date, retention_days: int = 90) ->
     """Drop the day partitions older than `retention_days`; return their names (oldest first)."""
     keep_from = expired_before(today, retention_days)
     dropped: list[str] = []
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(database_url) as conn, conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+        _cancel_autovacuum_sooner(conn)
         for table in DAY_PARTITIONED_TABLES:
             for day, name in sorted(list_day_partitions(conn, table).items()):
                 if day < keep_from:
                     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
                     dropped.append(name)
-        conn.commit()
     return sorted(dropped, key=lambda name: (name.rsplit("_p", 1)[1], name))
+
+
+def _cancel_autovacuum_sooner(conn: psycopg.Connection) -> None:
+    """An autovacuum of a partition yields to the DROP only after deadlock_timeout (1 s by
+    default); lower it for this transaction when the role may (superuser or GRANT SET)."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL deadlock_timeout = {}").format(sql.Literal(AUTOVACUUM_YIELD)))
+    except psycopg.errors.InsufficientPrivilege:
+        pass
