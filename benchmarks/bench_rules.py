@@ -5,9 +5,10 @@ with six days of history for the fault window.
 
 The data comes from the project's generator (run in a child process, so its
 memory is not counted). Days D-6..D-1 are standardized first, as earlier runs
-would have done, and kept as Parquet with the columns the fault window reads.
-Then day D is timed stage by stage: read the CSV files, standardize, score,
-meter_daily. Prints rows per second per stage and the peak memory (RSS).
+would have done, and kept as Parquet.
+The history kept is what the platform keeps: each day's meter-day statistics
+(50,000 rows a day). Then day D is timed stage by stage: read the CSV files,
+standardize, score, meter_daily. Prints rows per second per stage and the peak memory (RSS).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.landing_key import LandingObject
 from greenstream_dagster.rules.landing_partition import read_landing_partition
 from greenstream_dagster.rules.meter_daily import meter_daily
-from greenstream_dagster.rules.score import FAULT_INPUT_COLUMNS, score_partition
+from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
 
 START = date(2024, 4, 9)
@@ -70,14 +71,14 @@ def main() -> int:
         )
         print(f"generated {args.meters:,} meters × {args.days} days in {time.perf_counter() - started:.1f} s")
 
-    history_dir = args.out / "standardized"
+    history_dir = args.out / "meter_stats"
     history_dir.mkdir(exist_ok=True)
     started = time.perf_counter()
     for k in range(args.days - 1):
         day = START + timedelta(days=k)
         target = history_dir / f"{day}.parquet"
         if not target.exists():
-            standardize(read_day(args.out, day).rows, day, config).readings.select(FAULT_INPUT_COLUMNS).write_parquet(target)
+            standardize(read_day(args.out, day).rows, day, config).meter_stats.write_parquet(target)
     print(f"history: {args.days - 1} days standardized in {time.perf_counter() - started:.1f} s (not part of day D)")
 
     timings: dict[str, tuple[float, int]] = {}

@@ -43,8 +43,7 @@ def find_chromium() -> str | None:
 
 
 def chromium_unavailable_reason() -> str:
-    return ("no Chromium on PATH (looked for GREENSTREAM_CHROMIUM, " + ", ".join(CANDIDATES) + "); "
-            "`make test` installs Debian's chromium when run as root with apt-get (scripts/install-chromium)")
+    return f"no Chromium on PATH (looked for $GREENSTREAM_CHROMIUM, {', '.join(CANDIDATES)})"
 
 
 class Browser:
@@ -145,7 +144,9 @@ class Browser:
         """
         # A mark on the old document: its text must not pass for the new page's.
         self.evaluate("window.__leaving = true")
-        self.call("Page.navigate", url=url)
+        navigation = self.call("Page.navigate", url=url)
+        if navigation.get("errorText"):
+            raise RuntimeError(f"{url}: {navigation['errorText']}")
         deadline = time.monotonic() + timeout
         while self.evaluate("window.__leaving === true") and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -19,10 +19,11 @@ KEY = "raw-data/2024-04-15/broken.csv.gz"
 
 
 def test_an_unreadable_file_is_recorded_with_its_copy(database_url):
-    letter = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP", "dead-letter/2024-04-15/broken.csv.gz")
+    copy = "dead-letter/2024-04-15/broken.csv.gz"
+    letter = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP", copy)
     assert (letter.kind, letter.source_key, letter.etag, letter.reason, letter.attempts) == (
         "file", KEY, '"e1"', "CORRUPT_GZIP", 1)
-    assert letter.dead_letter_key == "dead-letter/2024-04-15/broken.csv.gz"
+    assert letter.dead_letter_key == copy
     assert list_open_dead_letters(database_url) == [letter]
 
 
@@ -54,8 +55,8 @@ def test_a_replayed_dead_letter_is_no_longer_open(database_url):
     assert mark_replayed(database_url, DAY, [first.dead_letter_id]) == 0
     assert list_open_dead_letters(database_url) == [second]
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT replay_run_id FROM dead_letter_files WHERE replayed_at IS NOT NULL").fetchall() == [
-            ("replay-1",)]
+        replayed = conn.execute("SELECT replay_run_id FROM dead_letter_files WHERE replayed_at IS NOT NULL")
+        assert replayed.fetchall() == [("replay-1",)]
     # the same failure after a replay is a new dead letter
     assert record_dead_letter_file(database_url, DAY, KEY, '"e1"', "EMPTY_OBJECT").dead_letter_id != first.dead_letter_id
 

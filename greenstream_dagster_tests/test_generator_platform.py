@@ -48,7 +48,7 @@ def platform(tmp_path_factory):
         standardized[date.fromisoformat(day)] = standardize(pl.concat(frames), date.fromisoformat(day), config)
     scored = {}
     for day, result in standardized.items():
-        history = pl.concat([other.readings for d, other in standardized.items() if d != day])
+        history = pl.concat([other.meter_stats for d, other in standardized.items() if d != day])
         scored[day] = score_partition(result.readings, day, config, history)
     return manifest, standardized, scored, dead
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import dagster as dg
@@ -283,7 +283,9 @@ def expected_kw(value: str, unit: str) -> float:
     return float((Decimal(value) * factor).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN))
 
 
-def test_journeys_after_a_sensor_run_match_the_manifest(ingested, s3_client):
+def test_journeys_after_a_sensor_run_match_the_manifest_and_the_command_tells_them(
+    ingested, s3_client, capsys, monkeypatch
+):
     manifest, sources, run_id, run_key = ingested
 
     # A revised reading, by record_id: the later delivery wins, the earlier is its revision.
@@ -309,7 +311,9 @@ def test_journeys_after_a_sensor_run_match_the_manifest(ingested, s3_client):
 
     # The reading's own line, the superseded record_id and the superseded line all lead to it.
     assert journey_of_line(sources, revision.new_key, revision.new_line).record_id == revision.new_record_id
-    assert journey_of_record(sources, revision.old_record_id).record_id == revision.new_record_id
+    superseded = journey_of_record(sources, revision.old_record_id)
+    assert superseded.record_id == revision.new_record_id
+    assert superseded.asked_for.startswith(f"Asked for record_id {revision.old_record_id}")
     assert journey_of_line(sources, revision.old_key, revision.old_line).record_id == revision.new_record_id
 
     # A reading graded F, by meter and timestamp: scored as the manifest expects, not archived.
@@ -337,18 +341,16 @@ def test_journeys_after_a_sensor_run_match_the_manifest(ingested, s3_client):
     with pytest.raises(JourneyNotFound, match="no reading of SM-999999"):
         journey_of_interval(sources, "SM-999999", reading_ts)
 
-
-def test_the_command_prints_the_story_json_and_exits_1_when_nothing_matches(ingested, capsys, monkeypatch):
-    manifest, sources, run_id, _ = ingested
-    revision = manifest.revisions[0]
-
+    # The same journeys through the command (one pipeline run serves both: it is the slow part).
+    capsys.readouterr()
     assert cli.main(["journey", "--meter", revision.meter_id, "--timestamp", revision.timestamp]) == 0
     story = capsys.readouterr().out
     assert "1. Ingestion" in story and "5. Archival" in story
     assert f"run {run_id}" in story  # found in the instance of DAGSTER_HOME
 
-    monkeypatch.delenv("DAGSTER_HOME")
-    assert cli.main(["journey", "--record-id", revision.new_record_id, "--date", START.isoformat(), "--json"]) == 0
+    with monkeypatch.context() as env:  # undone before instance_for_test restores DAGSTER_HOME
+        env.delenv("DAGSTER_HOME")
+        assert cli.main(["journey", "--record-id", revision.new_record_id, "--date", START.isoformat(), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["kind"] == "reading" and facts["ingestion"]["source_line"] == revision.new_line
     assert facts["points_lost"] == []

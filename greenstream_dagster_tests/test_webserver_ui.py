@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -141,7 +142,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def webserver(ingested, platform_env, tmp_path_factory):
+def webserver(platform_env, request, tmp_path_factory):
+    """dagster-webserver on workspace.yaml, loading the code location while the days are ingested."""
+    # The instance's SQLite storage exists before two processes open it: only one creates its tables.
+    dg.DagsterInstance.from_config(platform_env["DAGSTER_HOME"]).dispose()
     port = free_port()
     log = tmp_path_factory.mktemp("webserver") / "webserver.log"
     command = [str(Path(sys.executable).with_name("dagster-webserver")), "-h", "127.0.0.1", "-p", str(port),
@@ -152,6 +156,7 @@ def webserver(ingested, platform_env, tmp_path_factory):
                                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     server = Webserver(f"http://127.0.0.1:{port}", log)
     try:
+        request.getfixturevalue("ingested")
         wait_until_loaded(server, process)
         # The "join the community" dialog would cover every page; this is the UI's own dismissal.
         server.graphql("mutation { setNuxSeen }")
@@ -256,10 +261,10 @@ def test_the_ingested_days_are_materialized_with_check_results(webserver, ingest
 def browser(tmp_path_factory):
     executable = find_chromium()
     if executable is None:
-        # Where the browser could have been installed (CI runs as root), its absence is a failure.
-        if os.geteuid() == 0 and Path("/usr/bin/apt-get").exists():
-            pytest.fail(chromium_unavailable_reason() + "; run `sh scripts/install-chromium`")
-        pytest.skip(chromium_unavailable_reason())
+        # Where `make test` installs the browser (root with apt-get, as on CI) its absence is a failure.
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            pytest.fail(f"{chromium_unavailable_reason()}; install it with `sh scripts/install-chromium`")
+        pytest.skip(f"{chromium_unavailable_reason()}; `make test` installs it only as root with apt-get")
     with Browser(executable, tmp_path_factory.mktemp("chromium") / "profile") as browser:
         yield browser
 

@@ -18,7 +18,7 @@ from greenstream_dagster.defs.resources import OperationalStoreResource, RulesRe
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
 from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
-from greenstream_dagster.rules.score import FAULT_INPUT_COLUMNS, score_partition
+from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
 from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
@@ -99,7 +99,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             with watch.stage("standardize"):
                 result = standardize(rows, day, rules.config())
             with watch.stage("write"):
-                for name in ("readings", "rejected", "revisions"):
+                for name in ("readings", "rejected", "revisions", "meter_stats"):
                     staging.write_frame(client, bucket, STANDARDIZED, day, name, getattr(result, name))
         check = _schema_check(StandardizedSchema, result.readings, STANDARDIZED, "standardized_schema")
         return dg.MaterializeResult(
@@ -137,8 +137,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 if readings is None:
                     raise dg.Failure(f"standardized_readings {day} has not been materialized; materialize it first")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
-                history = [staging.read_frame(client, bucket, STANDARDIZED, d, "readings", list(FAULT_INPUT_COLUMNS))
-                           for d in history_days]
+                history = [staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days]
                 present = [frame for frame in history if frame is not None]
             with watch.stage("score"):
                 scored = score_partition(readings, day, config, pl.concat(present) if present else None)

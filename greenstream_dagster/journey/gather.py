@@ -83,8 +83,8 @@ def journey_of_record(sources: JourneySources, record_id_: str, day: date | None
         row = queries.fetch_reading(sources.database_url, revision["meter_id"], revision["reading_ts"])
         if row is not None:
             return _reading_journey(sources, row, asked_for=(
-                f"record_id {record_id_} ({revision['value_raw']} {revision['unit_raw']}, line "
-                f"{revision['source_line']} of {revision['source_key']}) was a revision, superseded by this reading."))
+                f"Asked for record_id {record_id_} ({revision['value_raw']} {revision['unit_raw']}, line "
+                f"{revision['source_line']} of {revision['source_key']}): a revision, superseded by this reading."))
     where = f"partition {day}" if day is not None else "any partition"
     raise JourneyNotFound(f"no reading with record_id {record_id_} in meter_readings or reading_revisions ({where})")
 
@@ -127,14 +127,14 @@ def journey_of_line(sources: JourneySources, source_key: str, source_line: int) 
         winner = queries.fetch_reading(db, revision["meter_id"], revision["reading_ts"])
         if winner is not None:
             return _reading_journey(sources, winner, asked_for=(
-                f"Line {source_line} of {source_key} ({revision['value_raw']} {revision['unit_raw']}, record_id "
-                f"{revision['record_id']}) was a revision, superseded by this reading."))
+                f"Asked for line {source_line} of {source_key} ({revision['value_raw']} {revision['unit_raw']}, "
+                f"record_id {revision['record_id']}): a revision, superseded by this reading."))
     copy = _placed_raw_line(sources, day, source_key, source_line)
     if copy is not None:
         winner = queries.fetch_reading(db, copy["meter_id"], copy["reading_ts"])
         if winner is not None:
             return _reading_journey(sources, winner, asked_for=(
-                f"Line {source_line} of {source_key} delivered this same reading again (record_id {copy['record_id']})."))
+                f"Asked for line {source_line} of {source_key}: the same reading delivered again."))
     source = _source_object(sources, day, source_key)
     if source.dead_letter_reason:
         raise JourneyNotFound(f"{source_key} went whole to the dead letter store ({source.dead_letter_reason}); "

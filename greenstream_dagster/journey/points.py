@@ -39,11 +39,6 @@ def points_lost(t: Transformation) -> list[PointsLost]:
     return lost
 
 
-def explained_score(t: Transformation) -> int:
-    """100 minus the points lost: equals the stored score unless the rules changed since."""
-    return MAX_SCORE - sum(p.points for p in points_lost(t))
-
-
 def _data_points_lost(t: Transformation) -> list[PointsLost]:
     """+40 present, +30 valid, +20 in range: what the reading's own fields cost it."""
     lost = []

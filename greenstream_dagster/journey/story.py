@@ -180,7 +180,7 @@ def _transformation(j: ReadingJourney) -> list[str]:
         body += [INDENT + f"- {r.value_raw or '(no value)'} {r.unit_raw or '(no unit)'} from line {r.source_line} "
                  f"of {r.source_key}, record_id {r.record_id}" for r in t.revisions]
     else:
-        body.append("Revisions: none; no other content was delivered for this interval.")
+        body.append("Revisions: none; no other value was delivered for this interval.")
     errors = ", ".join(t.validation_errors) if t.validation_errors else "none"
     body.append(f"Flags: validation_errors {errors} · out_of_range {_yes(t.out_of_range)} · revised {_yes(t.revised)} · "
                 f"is_spike {_yes(t.is_spike)} · meter_stuck {_yes(t.meter_stuck)} · meter_gap {_yes(t.meter_gap)}")

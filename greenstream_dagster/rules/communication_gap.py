@@ -12,16 +12,12 @@ import polars as pl
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.fault_window import FaultWindow
 
-SLOT_SECONDS = 15 * 60
-
-
 def missing_rate(window: FaultWindow) -> pl.Expr:
-    """Aggregation over a meter's window readings: `missing_rate_7d`.
+    """From a meter's merged window statistics: `missing_rate_7d`.
 
-    Slots are counted as integers (epoch seconds // 900): cheaper to make unique than timestamps.
+    Slots never straddle two UTC days, so the window's slots are the sum of its days' slots.
     """
-    slots = (pl.col("reading_ts").dt.epoch("s") // SLOT_SECONDS).n_unique()
-    return (1.0 - slots / window.slots).alias("missing_rate_7d")
+    return (1.0 - pl.col("window_slots") / window.slots).alias("missing_rate_7d")
 
 
 def is_gap(config: RulesConfig) -> pl.Expr:

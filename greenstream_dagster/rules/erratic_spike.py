@@ -11,11 +11,13 @@ from greenstream_dagster.rules.usable import is_usable
 
 
 def spike_threshold(config: RulesConfig) -> pl.Expr:
-    """Aggregation over a meter's window readings: `spike_threshold_kw`, null with too few usable readings."""
-    usable_kw = pl.col("value_kw").filter(is_usable())
+    """From a meter's merged window statistics (meter_day_stats.merge_window): `spike_threshold_kw`,
+    null where the window holds too few usable readings."""
+    n = pl.col("window_n")
+    std = (pl.col("window_m2") / (n - 1)).sqrt()  # sample standard deviation, ddof = 1
     return (
-        pl.when(usable_kw.len() >= config.spike_min_readings)
-        .then(usable_kw.mean() + config.spike_sigmas * usable_kw.std(ddof=1))
+        pl.when(n >= config.spike_min_readings)
+        .then(pl.col("window_mean_kw") + config.spike_sigmas * std)
         .alias("spike_threshold_kw")
     )
 

@@ -1,9 +1,10 @@
 """Fault statistics per meter and the score of every winning reading of day D (SPEC §3–4).
 
-Input: the standardized readings of day D and of the window's other days
-(D-6..D-1), each day from its own partition. Days outside the window (before
-the partitions' start, or extra days handed in) are ignored, so callers may
-pass more.
+Input: the standardized readings of day D, and the meter-day statistics of
+the window's other days (D-6..D-1), each day from its own partition — or
+their readings, from which the statistics are made. Days outside the window
+(before the partitions' start, or extra days handed in) are ignored, so
+callers may pass more.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from greenstream_dagster.rules.communication_gap import is_gap, missing_rate
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.erratic_spike import is_spike, spike_threshold
 from greenstream_dagster.rules.fault_window import fault_window
+from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS, meter_day_stats, merge_window
 from greenstream_dagster.rules.quality_score import quality_grade, quality_score
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
 from greenstream_dagster.rules.stuck_meter import day_variance, is_stuck
 
-# What the fault statistics read of the window's other days: a projection keeps 7 days small.
-FAULT_INPUT_COLUMNS = ("meter_id", "reading_ts", "partition_date", "value_kw", "out_of_range")
 METER_FAULT_COLUMNS = (
     "meter_id", "usable_readings", "variance_kw2", "stuck", "spike_count",
     "missing_rate_7d", "gap", "reliable",
@@ -39,21 +39,23 @@ def score_partition(
     readings: pl.DataFrame | pl.LazyFrame,
     partition_date: date,
     config: RulesConfig,
-    history: pl.DataFrame | pl.LazyFrame | None = None,
+    history_stats: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Scored:
-    """Score day D's readings; `history` (other days, FAULT_INPUT_COLUMNS suffice) fills the window."""
+    """Score day D's readings; `history_stats` (METER_DAY_STATS_COLUMNS of other days) fills the window."""
     window = fault_window(partition_date, config)
-    frames = [readings.lazy().select(FAULT_INPUT_COLUMNS)]
-    if history is not None:
-        frames.append(history.lazy().select(FAULT_INPUT_COLUMNS))
+    frames = [meter_day_stats(readings.lazy())]
+    if history_stats is not None:
+        frames.append(history_stats.lazy().select(list(METER_DAY_STATS_COLUMNS)))
     in_window = pl.concat(frames).filter(
         pl.col("partition_date").is_between(window.first_day, window.last_day)
-    )
+    ).unique(subset=["meter_id", "partition_date"], keep="first")  # a day handed in twice counts once
     day = readings.lazy().filter(pl.col("partition_date") == partition_date)
-    # One pass over the window's readings for both window rules.
-    window_stats = in_window.group_by("meter_id").agg(spike_threshold(config), missing_rate(window)).with_columns(
-        is_gap(config)
-    ).collect()
+    window_stats = (
+        merge_window(in_window)
+        .with_columns(spike_threshold(config), missing_rate(window))
+        .with_columns(is_gap(config))
+        .collect()
+    )
     day_flagged = day.join(
         window_stats.lazy().select("meter_id", "spike_threshold_kw"), on="meter_id", how="left"
     ).with_columns(is_spike().alias("is_spike")).collect()

@@ -15,6 +15,7 @@ import polars as pl
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.enrichment import season, tariff_period
 from greenstream_dagster.rules.interval_key import resolve_interval_keys
+from greenstream_dagster.rules.meter_day_stats import meter_day_stats
 from greenstream_dagster.rules.placement import with_placement
 from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.schemas import (
@@ -31,6 +32,7 @@ class Standardized:
     readings: pl.DataFrame  # STANDARDIZED_COLUMNS, one per interval key
     rejected: pl.DataFrame  # REJECTED_COLUMNS, the quarantine
     revisions: pl.DataFrame  # REVISION_COLUMNS, the audit of superseded content
+    meter_stats: pl.DataFrame  # METER_DAY_STATS_COLUMNS: what later days' fault windows read of this day
 
 
 def empty_rows() -> pl.DataFrame:
@@ -67,8 +69,10 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
     )
     revisions = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
     readings, rejected, revisions = pl.collect_all([readings, rejected, revisions])
+    readings = readings.cast(STANDARDIZED_COLUMNS)
     return Standardized(
-        readings=readings.cast(STANDARDIZED_COLUMNS),
+        readings=readings,
+        meter_stats=meter_day_stats(readings.lazy()).collect(),
         rejected=rejected.cast(REJECTED_COLUMNS),
         revisions=revisions.cast(REVISION_COLUMNS),
     )

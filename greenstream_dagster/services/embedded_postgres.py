@@ -46,19 +46,19 @@ SERVICE_USER = "embedded_postgres"  # only used when running as root
 START_TIMEOUT_SECONDS = 60
 START_ATTEMPTS = 3  # a free port can be taken between the probe and the bind
 
-# Written once into postgresql.conf by initdb time. Sized for one 4.8-million-row
-# partition day per load on a small machine: large WAL so a load does not
-# checkpoint several times, C locale for fast text keys.
-_SERVER_SETTINGS = """
-# --- greenstream embedded defaults ---
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-shared_buffers = '256MB'
-max_wal_size = '8GB'
-checkpoint_timeout = '15min'
-maintenance_work_mem = '256MB'
-log_min_messages = 'warning'
-"""
+# Given on every start (never written into postgresql.conf, so a folder made by
+# an older version gets the current values). Loopback TCP only, no Unix socket
+# (its path limit and permissions are trouble under root and long tmp paths).
+# Sized for 4.8-million-row partition days on a small machine: WAL large enough
+# that a load does not checkpoint several times.
+_SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "unix_socket_directories": "",
+    "shared_buffers": "512MB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "maintenance_work_mem": "256MB",
+}
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -100,8 +100,13 @@ class EmbeddedPostgres:
             self.port = running_port
         else:
             self._start_server()
-        url = self.url(password, "postgres")
-        _create_database(url, DATABASE)
+        try:
+            _create_database(self.url(password, "postgres"), DATABASE)
+        except psycopg.OperationalError as exc:  # the message never holds the password
+            raise EmbeddedPostgresError(
+                f"cannot connect to the embedded PostgreSQL on 127.0.0.1:{self.port} as {SUPERUSER} "
+                f"with the password in {self._password_path}: {exc}; see the server log {self.log_path}"
+            ) from exc
         return self.url(password, DATABASE)
 
     def stop(self) -> None:
@@ -166,8 +171,6 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"initdb failed for {self.pgdata} (exit {result.returncode}): {result.stderr.strip()}"
             )
-        with open(self.pgdata / "postgresql.conf", "a") as conf:
-            conf.write(_SERVER_SETTINGS)
 
     def _running_port(self) -> int | None:
         """The port of a live server on this pgdata, or None (a stale postmaster.pid is ignored)."""
@@ -183,11 +186,13 @@ class EmbeddedPostgres:
         if not self.log_path.exists():
             self.log_path.touch()
         self._give_to_service_user(self.log_path)
+        # pg_ctl hands -o to /bin/sh: every value is single-quoted (none holds a quote).
+        options = " ".join(f"-c {name}='{value}'" for name, value in _SERVER_SETTINGS.items())
         for attempt in range(1, START_ATTEMPTS + 1):
             port = self._requested_port or find_suitable_port("127.0.0.1")
             result = self._pg_ctl(
                 ["-w", "-t", str(START_TIMEOUT_SECONDS), "-l", str(self.log_path),
-                 "-o", f"-p {port}", "start"],
+                 "-o", f"-p {port} {options}", "start"],
                 check=False,
             )
             if result.returncode == 0:
