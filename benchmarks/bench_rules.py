@@ -29,6 +29,7 @@ from greenstream_dagster.rules.landing_partition import read_landing_partition
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
+from greenstream_dagster.storage.lake import to_parquet
 
 START = date(2024, 4, 9)
 
@@ -96,17 +97,21 @@ def main() -> int:
     scored = timed("score (7-day window)", lambda s: s.readings.height,
                    lambda: score_partition(standardized.readings, last, config, history))
     daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last))
+    graded = scored.readings.filter(pl.col("quality_grade").is_in(["A", "B", "C"]))
+    lake_bytes = timed("lake Parquet (both)", lambda b: graded.height,
+                       lambda: len(to_parquet("readings", last, graded)) + len(to_parquet("meter_daily", last, daily)))
 
-    total = sum(seconds for seconds, _ in timings.values())
+    total = sum(seconds for stage, (seconds, _) in timings.items() if not stage.startswith("lake"))
     print(f"\nday {last}: {partition.rows.height:,} rows in {len(partition.files)} files, {csv_bytes / 1e6:,.1f} MB of CSV")
     print(f"{'stage':<24}{'seconds':>10}{'rows':>14}{'rows/s':>16}")
     for stage, (seconds, rows) in timings.items():
         print(f"{stage:<24}{seconds:>10.2f}{rows:>14,}{rows / seconds:>16,.0f}")
-    print(f"{'total day D':<24}{total:>10.2f}{scored.readings.height:>14,}{scored.readings.height / total:>16,.0f}")
+    print(f"{'total day D (no lake)':<24}{total:>10.2f}{scored.readings.height:>14,}{scored.readings.height / total:>16,.0f}")
     print(f"\nreadings {standardized.readings.height:,}, quarantined {standardized.rejected.height:,}, "
           f"revisions {standardized.revisions.height:,}, meters {daily.height:,}")
     print(f"stuck {int(scored.meters['stuck'].sum())}, spike readings {int(scored.readings['is_spike'].sum())}, "
           f"gaps {int(scored.meters['gap'].sum())}")
+    print(f"lake day: {lake_bytes / 1e6:,.1f} MB of Snappy Parquet = {lake_bytes / csv_bytes:.1%} of the day's CSV bytes")
     print(f"peak memory (RSS): {peak_rss_gb():.2f} GB")
     return 0
 

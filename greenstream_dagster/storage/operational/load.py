@@ -8,7 +8,8 @@ mirror its input:
 * A day without a partition yet (first load) gets one built aside: the COPY
   went straight into a table shaped like the partition, its key index is
   built in one sort, and it is attached with ATTACH PARTITION (a lock that does
-  not block readers or other days' loads). Every row is inserted, written once.
+  not block readers or other days' loads), then frozen and analyzed. Every
+  row is inserted, written once.
 * A day that has a partition is merged: the rows that are new or differ are
   found by a parallel hash join on the key, then written by
   `INSERT … ON CONFLICT (key) DO UPDATE … WHERE (…) IS DISTINCT FROM (…)`
@@ -150,6 +151,13 @@ def load_partition(
                     else _merge(conn, table, partition_date, frame.height)
                     for table, frame in frames
                 ]
+            for table, _ in frames:
+                if fresh[table.name]:
+                    # Freeze the new day now, in one pass, rather than let the first reader
+                    # write hint bits on every page and autovacuum rescan it all later
+                    # (and again for wraparound): the day is mostly read from now on.
+                    conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(
+                        sql.Identifier(partition_name(table.name, partition_date))))
             merged = time.perf_counter()
         finally:
             for table, _ in frames:  # an attached staging table has left the schema already
@@ -257,7 +265,6 @@ def _attach(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int
         )
     )
     conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT day_bound").format(sql.Identifier(name)))
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
     return _Mirrored(inserted=staged_rows, updated=0, unchanged=0, deleted=0)
 
 
