@@ -37,15 +37,19 @@ def register(subparsers) -> None:
                                    description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
     parser.add_argument("--meters", type=int, default=500, help="meters in the sample data (default 500)")
-    parser.add_argument("--days", type=int, default=7, help="days of sample data, ending yesterday (default 7)")
+    parser.add_argument("--days", type=int, default=6, help="days of sample data, ending yesterday, within the sensor look-back (default 6)")
     parser.add_argument("--no-sample", action="store_true", help="do not generate or upload sample data")
     parser.set_defaults(func=run)
 
 
 def dagster_storage_url(database_url: str) -> str:
-    """Dagster's own run/event storage: the same server, database `dagster`."""
+    """Dagster's own run/event storage: the same server, database `dagster`.
+
+    The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
+    whose server-side parameters break dagster-postgres's `NOTIFY run_events, %s`.
+    """
     parsed = urlparse(database_url)
-    return urlunparse(parsed._replace(path=f"/{DAGSTER_DATABASE}"))
+    return urlunparse(parsed._replace(scheme="postgresql+psycopg2", path=f"/{DAGSTER_DATABASE}"))
 
 
 def ensure_database(database_url: str, name: str) -> None:
@@ -60,13 +64,14 @@ def prepare_dagster_home(home: Path) -> Path:
     return home
 
 
-def sample_data(data_dir: Path, meters: int, days: int, partitions_start) -> Path:
-    """Generate the sample once (a second start reuses it)."""
+def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookback_days: int) -> Path:
+    """Generate the sample once (a second start reuses it), inside the sensor's look-back."""
     folder = data_dir / "sample"
     if (folder / "manifest.json").exists():
         return folder
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
-    start = max(yesterday - timedelta(days=days - 1), partitions_start)
+    today = datetime.now(timezone.utc).date()
+    yesterday = today - timedelta(days=1)
+    start = max(yesterday - timedelta(days=days - 1), partitions_start, today - timedelta(days=lookback_days - 1))
     config = with_preset(GeneratorConfig(out=folder, meters=meters, days=(yesterday - start).days + 1,
                                          start=start, seed=42), "default")
     generate(config, overwrite=True)
@@ -85,7 +90,7 @@ def run(args) -> int:
         print(f"S3 {services.s3_endpoint_url} bucket {services.bucket} ({origin['s3' in services.embedded]}); "
               f"PostgreSQL ({origin['database' in services.embedded]}); Dagster home {env['DAGSTER_HOME']}")
         if not args.no_sample:
-            folder = sample_data(settings.data_dir, args.meters, args.days, settings.partitions_start)
+            folder = sample_data(settings.data_dir, args.meters, args.days, settings.partitions_start, settings.lookback_days)
             marker = folder / ".uploaded"
             if not marker.exists():
                 result = upload_folder(s3_client(services), services.bucket, folder / "raw-data")

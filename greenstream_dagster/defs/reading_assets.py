@@ -137,8 +137,9 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 if readings is None:
                     raise dg.Failure(f"standardized_readings {day} has not been materialized; materialize it first")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
-                history = [staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days]
-                present = [frame for frame in history if frame is not None]
+                history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days}
+                _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
+                present = [frame for frame in history.values() if frame is not None]
             with watch.stage("score"):
                 scored = score_partition(readings, day, config, pl.concat(present) if present else None)
             with watch.stage("write"):
@@ -163,6 +164,24 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         )
 
     return [raw_readings, standardized_readings, scored_readings]
+
+
+WINDOW_WAIT_SECONDS = 30
+WINDOW_WAIT_RETRIES = 10
+
+
+def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> None:
+    """A window day that has landing files but no standardized statistics yet is still being
+    processed by another run (the sensor starts a burst of days together): wait for it rather
+    than score with a hole in the window, which would read as a communication gap."""
+    pending = [d for d in missing_days if landing.date_folder_has_objects(client, bucket, d)]
+    if not pending:
+        return
+    if context.retry_number >= WINDOW_WAIT_RETRIES:
+        raise dg.Failure(f"window days {', '.join(map(str, pending))} have landing files but were never "
+                         "standardized; materialize them, then this day")
+    context.log.info(f"waiting {WINDOW_WAIT_SECONDS} s for window days {', '.join(map(str, pending))} to be standardized")
+    raise dg.RetryRequested(max_retries=WINDOW_WAIT_RETRIES, seconds_to_wait=WINDOW_WAIT_SECONDS)
 
 
 def _file_frame(partition) -> pl.DataFrame:

@@ -34,6 +34,11 @@ def list_date_folder(client, bucket: str, day: date) -> list[LandingObject]:
     ]
 
 
+def date_folder_has_objects(client, bucket: str, day: date) -> bool:
+    """Whether anything landed for the day: one key listed, not the whole folder."""
+    return client.list_objects_v2(Bucket=bucket, Prefix=date_folder(day), MaxKeys=1).get("KeyCount", 0) > 0
+
+
 def read_object(client, bucket: str, key: str) -> bytes:
     """The object's stored bytes, as uploaded: a `.csv.gz` stays gzip (the rules judge it)."""
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()

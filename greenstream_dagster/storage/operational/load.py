@@ -36,6 +36,7 @@ from datetime import date, timedelta
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
+import pyarrow as pa
 from psycopg import errors, sql
 
 from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS
@@ -46,6 +47,7 @@ STAGING_SCHEMA = "load_staging"
 _TRANSACTION_SETTINGS = {"work_mem": "256MB", "hash_mem_multiplier": "2", "maintenance_work_mem": "512MB"}
 # Below this many rows per connection, extra COPY connections cost more than they save.
 _ROWS_PER_COPY_CONNECTION = 250_000
+_COPY_BATCH_ROWS = 65_536
 # ANALYZE a merged day partition when the load changed more than this share of it.
 _ANALYZE_SHARE = 0.1
 _LOAD_LOCK = 0x6C6F6164  # advisory lock namespace of "load of a partition day"
@@ -135,8 +137,9 @@ def load_partition(
         for table, frame in ((READINGS, readings), (REJECTED, rejected), (REVISIONS, revisions))
     ]
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
+    lock = (_LOAD_LOCK, partition_date.toordinal())
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOAD_LOCK, partition_date.toordinal()))
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
         try:
             fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
             for table, frame in frames:
@@ -151,18 +154,13 @@ def load_partition(
                     else _merge(conn, table, partition_date, frame.height)
                     for table, frame in frames
                 ]
-            for table, _ in frames:
-                if fresh[table.name]:
-                    # Freeze the new day now, in one pass, rather than let the first reader
-                    # write hint bits on every page and autovacuum rescan it all later
-                    # (and again for wraparound): the day is mostly read from now on.
-                    conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(
-                        sql.Identifier(partition_name(table.name, partition_date))))
+            _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
             merged = time.perf_counter()
         finally:
-            for table, _ in frames:  # an attached staging table has left the schema already
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOAD_LOCK, partition_date.toordinal()))
+            if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
+                for table, _ in frames:  # an attached staging table has left the schema already
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
     readings_result, rejected_result, revisions_result = results
     return LoadResult(
@@ -232,10 +230,13 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
     size = -(-frame.height // parts) if frame.height else 0
 
     def copy_slice(i: int) -> None:
-        # The newest Arrow level exports Polars strings as string_view without a copy.
-        batch = frame.slice(i * size, size).to_arrow(compat_level=pl.CompatLevel.newest())
+        # The newest Arrow level exports Polars strings as string_view without a copy;
+        # small batches let the driver stream (encode while the server parses) instead
+        # of encoding the whole slice into one buffer first.
+        table = frame.slice(i * size, size).to_arrow(compat_level=pl.CompatLevel.newest())
+        batches = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(_COPY_BATCH_ROWS))
         with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
-            cur.adbc_ingest(staging_table, batch, mode="append", db_schema_name=STAGING_SCHEMA)
+            cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
 
     if parts == 1:
         copy_slice(0)
@@ -266,6 +267,14 @@ def _attach(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int
     )
     conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT day_bound").format(sql.Identifier(name)))
     return _Mirrored(inserted=staged_rows, updated=0, unchanged=0, deleted=0)
+
+
+def _freeze(conn: psycopg.Connection, attached: list[_Table], day: date) -> None:
+    """VACUUM (FREEZE, ANALYZE) the newly attached day partitions, after the commit: in one
+    pass now, rather than the first reader writing hint bits on every page and autovacuum
+    rescanning the day later (and again against wraparound). The day is mostly read from now on."""
+    for table in attached:
+        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(partition_name(table.name, day))))
 
 
 def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int) -> _Mirrored:
