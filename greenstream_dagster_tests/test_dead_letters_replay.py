@@ -28,9 +28,9 @@ METERS = 20
 
 
 @pytest.fixture
-def own_postgres(tmp_path):
+def own_postgres(postgres_folder):
     """A PostgreSQL server of this test's own, so stopping it harms no other test."""
-    server = EmbeddedPostgres(tmp_path / "pg")
+    server = EmbeddedPostgres(postgres_folder)
     url = server.start()
     apply_migrations(url)
     yield server, url

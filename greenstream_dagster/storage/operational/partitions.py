@@ -28,9 +28,9 @@ def ensure_day_partitions(
 ) -> list[str]:
     """Create the missing partitions of `day` in these tables; return those created.
 
-    Runs in its own short transaction (attaching a partition locks the parent
-    table, which must not be held for a whole load). The advisory lock makes
-    two processes creating the same day wait for each other instead of failing.
+    Runs in its own short transaction, because creating a partition locks the
+    parent table. The advisory lock makes two processes creating the same day
+    wait for each other instead of failing.
     """
     created = []
     with conn.transaction():
