@@ -34,6 +34,9 @@ def own_postgres(postgres_folder):
     url = server.start()
     apply_migrations(url)
     yield server, url
+    for restarted in RESTARTED:  # the servers started again mid-test stop before their folder goes
+        restarted.stop()
+    RESTARTED.clear()
     server.stop()
 
 
@@ -57,8 +60,13 @@ def readings(url) -> int:
         return conn.execute("SELECT count(*) FROM meter_readings WHERE partition_date = %s", (DAY,)).fetchone()[0]
 
 
+RESTARTED: list[EmbeddedPostgres] = []
+
+
 def restart(server: EmbeddedPostgres, url: str) -> None:
-    EmbeddedPostgres(server.data_dir, port=urlsplit(url).port).start()
+    restarted = EmbeddedPostgres(server.data_dir, port=urlsplit(url).port)
+    restarted.start()
+    RESTARTED.append(restarted)
 
 
 def test_postgres_back_during_the_retries_completes_the_load_without_duplicates(platform):

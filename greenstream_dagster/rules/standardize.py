@@ -19,7 +19,6 @@ from greenstream_dagster.rules.meter_day_stats import meter_day_stats
 from greenstream_dagster.rules.placement import with_placement
 from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.schemas import (
-    RAW_ROW_COLUMNS,
     REJECTED_COLUMNS,
     REVISION_COLUMNS,
     STANDARDIZED_COLUMNS,
@@ -35,10 +34,6 @@ class Standardized:
     meter_stats: pl.DataFrame  # METER_DAY_STATS_COLUMNS: what later days' fault windows read of this day
 
 
-def empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema=RAW_ROW_COLUMNS)
-
-
 def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config: RulesConfig) -> Standardized:
     placed = with_placement(rows.lazy(), partition_date).with_columns(
         pl.lit(partition_date).alias("partition_date")
@@ -47,12 +42,14 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         placed.lazy().filter(pl.col("reason").is_not_null())
         .select(list(REJECTED_COLUMNS))
         .sort("source_key", "source_line")
+        .collect()
     )
     placeable = with_record_id(placed.lazy().filter(pl.col("reason").is_null()).select(
         "meter_id", "reading_ts", "partition_date", "source_key", "source_modified_at", "source_line",
         pl.col("value").alias("value_raw"),
         pl.col("unit").alias("unit_raw"),
     ).collect())  # hashed once: the resolution reads these rows from several branches
+    del placed  # the raw text of every row is needed only for the quarantine, now taken
     resolved = resolve_interval_keys(placeable.lazy())
     kw = pl.col("value_kw")
     readings = (
@@ -68,7 +65,7 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         .select(list(STANDARDIZED_COLUMNS))
     )
     revisions = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
-    readings, rejected, revisions = pl.collect_all([readings, rejected, revisions])
+    readings, revisions = pl.collect_all([readings, revisions])
     readings = readings.cast(STANDARDIZED_COLUMNS)
     return Standardized(
         readings=readings,

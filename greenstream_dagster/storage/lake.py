@@ -73,11 +73,6 @@ def lake_day_key(table: str, day: date) -> str:
     return lake_day_prefix(table, day) + PART_NAME
 
 
-def lake_table_prefix(table: str) -> str:
-    _check_table(table)
-    return f"{LAKE_PREFIX}{table}/"
-
-
 def to_parquet(table: str, day: date, frame: pl.DataFrame) -> bytes:
     """The day's Parquet bytes: contract columns, sorted, Snappy. Raises ValueError naming the problem."""
     columns = TABLES[_check_table(table)]
