@@ -83,32 +83,36 @@ def main() -> int:
     print(f"history: {args.days - 1} days standardized in {time.perf_counter() - started:.1f} s (not part of day D)")
 
     timings: dict[str, tuple[float, int]] = {}
+    peaks: dict[str, float] = {}
 
     def timed(stage: str, rows_of, fn):
         t0 = time.perf_counter()
         out = fn()
         timings[stage] = (time.perf_counter() - t0, rows_of(out))
+        peaks[stage] = peak_rss_gb()
         return out
 
     partition = timed("read CSV", lambda p: p.rows.height, lambda: read_day(args.out, last))
-    csv_bytes = partition.csv_bytes
+    csv_bytes, files = partition.csv_bytes, len(partition.files)
     standardized = timed("standardize", lambda s: s.readings.height, lambda: standardize(partition.rows, last, config))
     history = pl.scan_parquet(sorted(history_dir.glob("*.parquet")))
     scored = timed("score (7-day window)", lambda s: s.readings.height,
                    lambda: score_partition(standardized.readings, last, config, history))
     daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last))
+    counts = (standardized.readings.height, standardized.rejected.height, standardized.revisions.height)
+    # The platform runs each stage as its own step, which holds only its inputs: so does the lake stage here.
+    del partition, standardized
     graded = scored.readings.filter(pl.col("quality_grade").is_in(["A", "B", "C"]))
     lake_bytes = timed("lake Parquet (both)", lambda b: graded.height,
                        lambda: len(to_parquet("readings", last, graded)) + len(to_parquet("meter_daily", last, daily)))
 
     total = sum(seconds for stage, (seconds, _) in timings.items() if not stage.startswith("lake"))
-    print(f"\nday {last}: {partition.rows.height:,} rows in {len(partition.files)} files, {csv_bytes / 1e6:,.1f} MB of CSV")
-    print(f"{'stage':<24}{'seconds':>10}{'rows':>14}{'rows/s':>16}")
+    print(f"\nday {last}: {timings['read CSV'][1]:,} rows in {files} files, {csv_bytes / 1e6:,.1f} MB of CSV")
+    print(f"{'stage':<24}{'seconds':>10}{'rows':>14}{'rows/s':>16}{'peak RSS GB':>14}")
     for stage, (seconds, rows) in timings.items():
-        print(f"{stage:<24}{seconds:>10.2f}{rows:>14,}{rows / seconds:>16,.0f}")
+        print(f"{stage:<24}{seconds:>10.2f}{rows:>14,}{rows / seconds:>16,.0f}{peaks[stage]:>14.2f}")
     print(f"{'total day D (no lake)':<24}{total:>10.2f}{scored.readings.height:>14,}{scored.readings.height / total:>16,.0f}")
-    print(f"\nreadings {standardized.readings.height:,}, quarantined {standardized.rejected.height:,}, "
-          f"revisions {standardized.revisions.height:,}, meters {daily.height:,}")
+    print(f"\nreadings {counts[0]:,}, quarantined {counts[1]:,}, revisions {counts[2]:,}, meters {daily.height:,}")
     print(f"stuck {int(scored.meters['stuck'].sum())}, spike readings {int(scored.readings['is_spike'].sum())}, "
           f"gaps {int(scored.meters['gap'].sum())}")
     print(f"lake day: {lake_bytes / 1e6:,.1f} MB of Snappy Parquet = {lake_bytes / csv_bytes:.1%} of the day's CSV bytes")
