@@ -1,7 +1,7 @@
 """`greenstream dev`: the README's main command — the whole platform on one machine.
 
 Starts (or reuses) the embedded S3 and PostgreSQL unless configured, generates
-a week of sample meter data ending yesterday and uploads it to the landing
+six days of sample meter data ending yesterday and uploads it to the landing
 zone, then runs `dagster dev` with the sensor and schedules on. The sensor
 picks the files up and the UI shows assets materializing. Ctrl-C stops
 everything; a second start reuses the data (the sample is made only once).
