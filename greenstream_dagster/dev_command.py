@@ -9,27 +9,21 @@ everything; a second start reuses the data (the sample is made only once).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
-
-import psycopg
 
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.services.dagster_instance import PROJECT_ROOT, dagster_environment
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.s3 import s3_client
 from greenstream_dagster.storage.upload_command import upload_folder
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DAGSTER_DATABASE = "dagster"
 
 
 def register(subparsers) -> None:
@@ -40,28 +34,6 @@ def register(subparsers) -> None:
     parser.add_argument("--days", type=int, default=6, help="days of sample data, ending yesterday, within the sensor look-back (default 6)")
     parser.add_argument("--no-sample", action="store_true", help="do not generate or upload sample data")
     parser.set_defaults(func=run)
-
-
-def dagster_storage_url(database_url: str) -> str:
-    """Dagster's own run/event storage: the same server, database `dagster`.
-
-    The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
-    whose server-side parameters break dagster-postgres's `NOTIFY run_events, %s`.
-    """
-    parsed = urlparse(database_url)
-    return urlunparse(parsed._replace(scheme="postgresql+psycopg2", path=f"/{DAGSTER_DATABASE}"))
-
-
-def ensure_database(database_url: str, name: str) -> None:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def prepare_dagster_home(home: Path) -> Path:
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    return home
 
 
 def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookback_days: int) -> Path:
@@ -82,10 +54,7 @@ def run(args) -> int:
     settings = load_settings()
     with resolve_services(settings) as services:
         env = {**os.environ, **services.environment()}
-        env.setdefault("DAGSTER_POSTGRES_URL", dagster_storage_url(services.database_url))
-        if "database" in services.embedded:
-            ensure_database(services.database_url, DAGSTER_DATABASE)
-        env["DAGSTER_HOME"] = str(prepare_dagster_home(Path(env.get("DAGSTER_HOME") or settings.data_dir / "dagster_home")))
+        env.update(dagster_environment(services, settings, env))
         origin = {True: "embedded", False: "configured"}
         print(f"S3 {services.s3_endpoint_url} bucket {services.bucket} ({origin['s3' in services.embedded]}); "
               f"PostgreSQL ({origin['database' in services.embedded]}); Dagster home {env['DAGSTER_HOME']}")

@@ -31,6 +31,14 @@ def partition_day(context) -> date:
     return date.fromisoformat(context.partition_key)
 
 
+def read_upstream(client, bucket: str, asset: str, day, name: str) -> pl.DataFrame:
+    """An upstream asset's staged frame of the day; a clear failure when that day was never materialized."""
+    frame = staging.read_frame(client, bucket, asset, day, name)
+    if frame is None:
+        raise dg.Failure(f"{asset} {day} has not been materialized; materialize it first")
+    return frame
+
+
 def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.AssetCheckResult:
     """pandera.polars validation of the whole frame; failures block downstream assets."""
     import pandera.errors
@@ -93,9 +101,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         with retry_storage_faults(context):
             client, bucket = s3.client(), s3.bucket
             with watch.stage("read"):
-                rows = staging.read_frame(client, bucket, RAW, day, "rows")
-            if rows is None:
-                raise dg.Failure(f"raw_readings {day} has not been materialized; materialize it first")
+                rows = read_upstream(client, bucket, RAW, day, "rows")
             with watch.stage("standardize"):
                 result = standardize(rows, day, rules.config())
             with watch.stage("write"):
@@ -133,9 +139,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         with retry_storage_faults(context):
             client, bucket = s3.client(), s3.bucket
             with watch.stage("read"):
-                readings = staging.read_frame(client, bucket, STANDARDIZED, day, "readings")
-                if readings is None:
-                    raise dg.Failure(f"standardized_readings {day} has not been materialized; materialize it first")
+                readings = read_upstream(client, bucket, STANDARDIZED, day, "readings")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
                 history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])

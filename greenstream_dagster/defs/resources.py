@@ -73,22 +73,28 @@ class OperationalStoreResource(dg.ConfigurableResource):
         return url
 
 
-class RulesResource(dg.ConfigurableResource):
-    """Thresholds and windows of SPEC §2–4, shown in the UI and overridable per run."""
+_SPEC = RulesConfig()  # the spec's defaults live in RulesConfig alone
 
-    partitions_start: str = "2024-01-01"
-    min_kw: float = 0.0
-    max_kw: float = 100.0
-    timezone: str = "UTC"
-    peak_start: str = "17:00"
-    peak_end: str = "21:00"
-    hemisphere: str = "north"
-    window_days: int = 7
-    stuck_variance_kw2: float = 0.01
-    stuck_min_readings: int = 48
-    spike_sigmas: float = 4.0
-    spike_min_readings: int = 96
-    gap_max_missing_rate: float = 0.20
+
+class RulesResource(dg.ConfigurableResource):
+    """Thresholds and windows of SPEC §2–4, shown in the UI and overridable per run.
+
+    Dates and times are text here because run config is JSON.
+    """
+
+    partitions_start: str = _SPEC.partitions_start.isoformat()
+    min_kw: float = _SPEC.min_kw
+    max_kw: float = _SPEC.max_kw
+    timezone: str = _SPEC.timezone
+    peak_start: str = _SPEC.peak_start.isoformat(timespec="minutes")
+    peak_end: str = _SPEC.peak_end.isoformat(timespec="minutes")
+    hemisphere: str = _SPEC.hemisphere
+    window_days: int = _SPEC.window_days
+    stuck_variance_kw2: float = _SPEC.stuck_variance_kw2
+    stuck_min_readings: int = _SPEC.stuck_min_readings
+    spike_sigmas: float = _SPEC.spike_sigmas
+    spike_min_readings: int = _SPEC.spike_min_readings
+    gap_max_missing_rate: float = _SPEC.gap_max_missing_rate
     check_warn_share: float = 0.05  # WARN when a fault hits more than this share of meters
 
     @classmethod

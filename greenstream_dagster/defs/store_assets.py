@@ -7,19 +7,13 @@ import polars as pl
 
 from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata
 from greenstream_dagster.defs.policies import ONE_PARTITION_PER_RUN, retry_storage_faults
-from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day
+from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.operational.load import load_partition
 
 LAKE_GRADES = ("A", "B", "C")
-
-
-def _required(frame: pl.DataFrame | None, asset: str, day) -> pl.DataFrame:
-    if frame is None:
-        raise dg.Failure(f"{asset} {day} has not been materialized; materialize it first")
-    return frame
 
 
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -35,9 +29,9 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         with retry_storage_faults(context):
             client, bucket = s3.client(), s3.bucket
             with watch.stage("read"):
-                readings = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
-                rejected = _required(staging.read_frame(client, bucket, STANDARDIZED, day, "rejected"), STANDARDIZED, day)
-                revisions = _required(staging.read_frame(client, bucket, STANDARDIZED, day, "revisions"), STANDARDIZED, day)
+                readings = read_upstream(client, bucket, SCORED, day, "readings")
+                rejected = read_upstream(client, bucket, STANDARDIZED, day, "rejected")
+                revisions = read_upstream(client, bucket, STANDARDIZED, day, "revisions")
             with watch.stage("load"):
                 result = load_partition(operational.url(), day, readings, rejected, revisions)
         return dg.MaterializeResult(metadata={
@@ -64,7 +58,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         with retry_storage_faults(context):
             client, bucket = s3.client(), s3.bucket
             with watch.stage("read"):
-                scored = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
+                scored = read_upstream(client, bucket, SCORED, day, "readings")
                 files = staging.read_frame(client, bucket, RAW, day, "files")
             graded = scored.filter(pl.col("quality_grade").is_in(LAKE_GRADES))
             with watch.stage("write"):
@@ -92,8 +86,8 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         with retry_storage_faults(context):
             client, bucket = s3.client(), s3.bucket
             with watch.stage("read"):
-                scored = _required(staging.read_frame(client, bucket, SCORED, day, "readings"), SCORED, day)
-                meters = _required(staging.read_frame(client, bucket, SCORED, day, "meters"), SCORED, day)
+                scored = read_upstream(client, bucket, SCORED, day, "readings")
+                meters = read_upstream(client, bucket, SCORED, day, "meters")
             with watch.stage("aggregate"):
                 daily = meter_daily(scored, meters, day)
             with watch.stage("write"):

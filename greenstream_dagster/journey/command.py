@@ -19,7 +19,7 @@ from datetime import date, datetime, timezone
 
 import psycopg
 
-from greenstream_dagster.dev_command import dagster_storage_url
+from greenstream_dagster.services.dagster_instance import dagster_storage_url
 from greenstream_dagster.journey import runs
 from greenstream_dagster.journey.facts import ReadingJourney, to_json_dict
 from greenstream_dagster.journey.gather import (
