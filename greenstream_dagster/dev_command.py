@@ -18,6 +18,7 @@ from pathlib import Path
 
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.services.command import ENV_FILE_NAME, write_env_file
 from greenstream_dagster.services.dagster_instance import PROJECT_ROOT, dagster_environment
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
@@ -53,8 +54,11 @@ def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookba
 def run(args) -> int:
     settings = load_settings()
     with resolve_services(settings) as services:
-        env = {**os.environ, **services.environment()}
-        env.update(dagster_environment(services, settings, env))
+        exported = {**services.environment()}
+        exported.update(dagster_environment(services, settings, {**os.environ, **exported}))
+        # For `dagster …` commands in another shell: `source <data_dir>/services.env`.
+        write_env_file(exported, settings.data_dir / ENV_FILE_NAME)
+        env = {**os.environ, **exported}
         origin = {True: "embedded", False: "configured"}
         print(f"S3 {services.s3_endpoint_url} bucket {services.bucket} ({origin['s3' in services.embedded]}); "
               f"PostgreSQL ({origin['database' in services.embedded]}); Dagster home {env['DAGSTER_HOME']}")

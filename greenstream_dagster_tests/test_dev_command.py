@@ -82,6 +82,7 @@ def test_dev_runs_the_platform_stops_on_ctrl_c_and_restarts_on_the_same_data(dat
             time.sleep(3)
         assert len(done) == 2, f"expected the sensor's two runs to succeed, got {runs(port)}"
         assert "uploaded to the landing zone" in log.read_text()
+        assert "DAGSTER_POSTGRES_URL" in (data_dir / "services.env").read_text()
     finally:
         code = stop_with_ctrl_c(process)
     assert code == 0 or code == -signal.SIGINT or code == 130, log.read_text()[-2000:]
