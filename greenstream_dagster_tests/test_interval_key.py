@@ -1,6 +1,6 @@
 """SPEC §2: one reading per (meter_id, reading_ts); the last delivered row wins; revisions audited once."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import polars as pl
 

@@ -8,8 +8,6 @@ from the platform's own output.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg

@@ -14,6 +14,8 @@ import botocore.exceptions
 import dagster as dg
 import psycopg
 
+from greenstream_dagster.defs.metadata import Stopwatch
+
 MAX_RETRIES = 3
 FIRST_DELAY_SECONDS = 2
 
@@ -51,3 +53,16 @@ def retry_storage_faults(context):
 # Checked assets run one partition per run, so a range backfill splits per day:
 # a multi-partition run loses the per-partition check results in Dagster 1.13.
 ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+
+def one_day(partitions: dg.PartitionsDefinition) -> dict:
+    """Decorator arguments every asset shares: daily partitions, one partition per run."""
+    return {"partitions_def": partitions, "backfill_policy": ONE_PARTITION_PER_RUN}
+
+
+@contextmanager
+def storage_step(context, s3):
+    """The start of every step that touches storage: a stopwatch and an S3 client, with the
+    spec's retries around the body."""
+    with retry_storage_faults(context):
+        yield Stopwatch(), s3.client(), s3.bucket

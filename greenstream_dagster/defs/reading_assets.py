@@ -12,8 +12,8 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata, quarantine_metadata
-from greenstream_dagster.defs.policies import ONE_PARTITION_PER_RUN, retry_storage_faults
+from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
+from greenstream_dagster.defs.policies import one_day, storage_step
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
@@ -55,15 +55,13 @@ def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.Asse
 
 def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int = 7) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name=RAW, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"s3", "polars"},
+        name=RAW, **one_day(partitions), group_name="readings", kinds={"s3", "polars"},
         description="Every CSV row of the partition day's landing files, as text with its source object and line. "
         "Unreadable files go whole to the dead letter store.",
     )
     def raw_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
         day = partition_day(context)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("list"):
                 objects = landing.list_date_folder(client, bucket, day)
             with watch.stage("read"):
@@ -90,16 +88,14 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         })
 
     @dg.asset(
-        name=STANDARDIZED, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"polars"},
+        name=STANDARDIZED, **one_day(partitions), group_name="readings", kinds={"polars"},
         deps=[RAW],
         check_specs=[dg.AssetCheckSpec("standardized_schema", asset=STANDARDIZED, blocking=True, partitions_def=partitions)],
         description="One winning reading per (meter_id, reading_ts), in kW, enriched; the quarantine and revisions beside it.",
     )
     def standardized_readings(context, s3: S3Resource, rules: RulesResource) -> dg.MaterializeResult:
         day = partition_day(context)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 rows = read_upstream(client, bucket, RAW, day, "rows")
             with watch.stage("standardize"):
@@ -125,7 +121,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         )
 
     @dg.asset(
-        name=SCORED, partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="readings", kinds={"polars"},
+        name=SCORED, **one_day(partitions), group_name="readings", kinds={"polars"},
         deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
         check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions)],
         description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
@@ -135,9 +131,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         day = partition_day(context)
         config = rules.config()
         window = fault_window(day, config)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 readings = read_upstream(client, bucket, STANDARDIZED, day, "readings")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]

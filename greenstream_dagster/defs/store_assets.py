@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from greenstream_dagster.defs.metadata import Stopwatch, grade_metadata
-from greenstream_dagster.defs.policies import ONE_PARTITION_PER_RUN, retry_storage_faults
+from greenstream_dagster.defs.metadata import grade_metadata
+from greenstream_dagster.defs.policies import one_day, storage_step
 from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
@@ -18,16 +18,14 @@ LAKE_GRADES = ("A", "B", "C")
 
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name="meter_readings", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="stores", kinds={"postgres"},
+        name="meter_readings", **one_day(partitions), group_name="stores", kinds={"postgres"},
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
         "with its quarantine and revisions.",
     )
     def meter_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
         day = partition_day(context)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 readings = read_upstream(client, bucket, SCORED, day, "readings")
                 rejected = read_upstream(client, bucket, STANDARDIZED, day, "rejected")
@@ -48,15 +46,13 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_readings", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="lake", kinds={"s3", "parquet"},
+        name="lake_readings", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         deps=[SCORED],
         description="Data lake: the day's readings graded A–C, Snappy Parquet under analytics/readings/year=/month=/day=.",
     )
     def lake_readings(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 scored = read_upstream(client, bucket, SCORED, day, "readings")
                 files = staging.read_frame(client, bucket, RAW, day, "files")
@@ -76,15 +72,13 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_meter_daily", partitions_def=partitions, backfill_policy=ONE_PARTITION_PER_RUN, group_name="lake", kinds={"s3", "parquet"},
+        name="lake_meter_daily", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         deps=[SCORED],
         description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
     )
     def lake_meter_daily(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
-        watch = Stopwatch()
-        with retry_storage_faults(context):
-            client, bucket = s3.client(), s3.bucket
+        with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 scored = read_upstream(client, bucket, SCORED, day, "readings")
                 meters = read_upstream(client, bucket, SCORED, day, "meters")
