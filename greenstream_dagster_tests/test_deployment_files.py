@@ -34,7 +34,7 @@ SPEC_ENVIRONMENT = (
     "AWS_REGION", "GREENSTREAM_DATABASE_URL", "GREENSTREAM_PARTITIONS_START", "GREENSTREAM_TIMEZONE",
 )
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
-PARTITION_TAG = "dagster/partition"
+DAY_TAG = "greenstream/day"  # set on every run by the coordinator (defs/run_queue.py)
 
 
 # ---------------------------------------------------------------- reading the files
@@ -339,12 +339,12 @@ def test_local_instance_stores_in_postgres_and_queues_one_run_per_partition():
     config = _yaml(LOCAL_INSTANCE)
     assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     coordinator = config["run_coordinator"]
-    assert coordinator["class"] == "QueuedRunCoordinator"
+    assert (coordinator["module"], coordinator["class"]) == ("greenstream_dagster.defs.run_queue", "DayQueuedRunCoordinator")
     assert coordinator["config"]["max_concurrent_runs"] >= 1
     per_partition = [
-        limit for limit in coordinator["config"]["tag_concurrency_limits"] if limit["key"] == PARTITION_TAG
+        limit for limit in coordinator["config"]["tag_concurrency_limits"] if limit["key"] == DAY_TAG
     ]
-    assert per_partition == [{"key": PARTITION_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert per_partition == [{"key": DAY_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
     assert config["run_launcher"]["class"] == "DefaultRunLauncher"
     assert config["telemetry"] == {"enabled": False}
     assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] == 0

@@ -14,6 +14,7 @@ from datetime import date
 import dagster as dg
 
 from greenstream_dagster.defs.resources import OperationalStoreResource
+from greenstream_dagster.defs.run_queue import day_of_run
 from greenstream_dagster.storage.operational.dead_letters import (
     list_open_dead_letters,
     mark_replayed,
@@ -39,7 +40,7 @@ def build_dead_letter_sensor(monitored_jobs) -> dg.SensorDefinition:
         description="Records a partition whose run failed after its retries in the dead letter store.",
     )
     def dead_letter_sensor(context: dg.RunFailureSensorContext, operational: OperationalStoreResource):
-        partition = context.dagster_run.tags.get("dagster/partition")
+        partition = day_of_run(context.dagster_run.tags)  # sensor, backfill or automation run alike
         if partition is None:
             return dg.SkipReason(f"run {context.dagster_run.run_id} has no partition")
         reason = (context.failure_event.message or "run failed")[:REASON_LIMIT]

@@ -15,8 +15,10 @@ import polars as pl
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
 from greenstream_dagster.defs.policies import one_day, storage_step
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
+from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
+from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
 from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
@@ -31,11 +33,19 @@ def partition_day(context) -> date:
     return date.fromisoformat(context.partition_key)
 
 
-def read_upstream(client, bucket: str, asset: str, day, name: str) -> pl.DataFrame:
-    """An upstream asset's staged frame of the day; a clear failure when that day was never materialized."""
+def read_upstream(context, client, bucket: str, asset: str, day: date, name: str) -> pl.DataFrame:
+    """An upstream asset's staged frame of the day; an empty day when that day was never materialized.
+
+    Every partition can be materialized (SPEC §6): a day without landing files has no
+    upstream frames, and a backfill's time-window mapping fans scored_readings out to
+    days (today, say) whose upstream is not materialized yet. Such a day is read as
+    empty, with a warning: its landing files, if any, are processed by the day's own
+    ingest run, and the late-data cascade re-scores what depends on them.
+    """
     frame = staging.read_frame(client, bucket, asset, day, name)
     if frame is None:
-        raise dg.Failure(f"{asset} {day} has not been materialized; materialize it first")
+        context.log.warning(f"{asset} {day} has not been materialized: read as an empty day")
+        return empty_day_frames(day)[(asset, name)]
     return frame
 
 
@@ -53,17 +63,34 @@ def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.Asse
         )
 
 
+class RawReadingsConfig(dg.Config):
+    """Run config of raw_readings (the Launchpad shows it)."""
+
+    accept_removed_objects: bool = False  # re-process a day although objects loaded before are gone
+
+
+def _accepts_removal(context, config: RawReadingsConfig) -> bool:
+    """Accepted by run config, or by the run tag a UI backfill can carry."""
+    return config.accept_removed_objects or context.run.tags.get(ACCEPT_REMOVAL_TAG, "").lower() == "true"
+
+
 def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int = 7) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=RAW, **one_day(partitions), group_name="readings", kinds={"s3", "polars"},
         description="Every CSV row of the partition day's landing files, as text with its source object and line. "
         "Unreadable files go whole to the dead letter store.",
     )
-    def raw_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
+    def raw_readings(
+        context, config: RawReadingsConfig, s3: S3Resource, operational: OperationalStoreResource
+    ) -> dg.MaterializeResult:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("list"):
                 objects = landing.list_date_folder(client, bucket, day)
+                removed = removed_objects(staging.read_frame(client, bucket, RAW, day, "files"), (o.key for o in objects))
+                if removed and not _accepts_removal(context, config):
+                    raise dg.Failure(removal_message(day.isoformat(), removed),
+                                     metadata={"removed_objects": len(removed)})
             with watch.stage("read"):
                 partition = read_landing_partition(objects, day, lambda key: landing.read_object(client, bucket, key))
             with watch.stage("dead_letter"):
@@ -81,6 +108,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             "files": len(partition.files),
             "dead_lettered_files": len(partition.dead_letters),
             "ignored_keys": len(partition.ignored),
+            "removed_objects": len(removed),  # accepted: their readings leave the stores, audited
             "csv_bytes": partition.csv_bytes,
             **({"dead_letters": "\n".join(f"{o.key}: {r}" for o, r in partition.dead_letters[:DEAD_LETTER_SAMPLES])}
                if partition.dead_letters else {}),
@@ -97,7 +125,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                rows = read_upstream(client, bucket, RAW, day, "rows")
+                rows = read_upstream(context, client, bucket, RAW, day, "rows")
             with watch.stage("standardize"):
                 result = standardize(rows, day, rules.config())
             with watch.stage("write"):
@@ -133,7 +161,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         window = fault_window(day, config)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                readings = read_upstream(client, bucket, STANDARDIZED, day, "readings")
+                readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
                 history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
@@ -164,21 +192,27 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
     return [raw_readings, standardized_readings, scored_readings]
 
 
-WINDOW_WAIT_SECONDS = 30
-WINDOW_WAIT_RETRIES = 10
+WINDOW_WAIT_SECONDS = 10
+WINDOW_WAIT_RETRIES = 12
 
 
 def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> None:
-    """A window day that has landing files but no standardized statistics yet is still being
-    processed by another run (the sensor starts a burst of days together): wait for it rather
-    than score with a hole in the window, which would read as a communication gap."""
+    """A window day that has landing files but no standardized statistics yet is usually being
+    processed by another run (the sensor starts a burst of days together): wait a while rather
+    than score with a hole in the window, which would read as a communication gap.
+
+    The wait is bounded and never fails the day: after it, the day is scored with what the
+    window holds, and the late-data cascade re-scores it once the missing days are standardized.
+    """
     pending = [d for d in missing_days if landing.date_folder_has_objects(client, bucket, d)]
     if not pending:
         return
+    days = ", ".join(map(str, pending))
     if context.retry_number >= WINDOW_WAIT_RETRIES:
-        raise dg.Failure(f"window days {', '.join(map(str, pending))} have landing files but were never "
-                         "standardized; materialize them, then this day")
-    context.log.info(f"waiting {WINDOW_WAIT_SECONDS} s for window days {', '.join(map(str, pending))} to be standardized")
+        context.log.warning(f"window days {days} have landing files but are not standardized yet: scoring "
+                            "without them; this day is re-scored automatically when they are")
+        return
+    context.log.info(f"waiting {WINDOW_WAIT_SECONDS} s for window days {days} to be standardized")
     raise dg.RetryRequested(max_retries=WINDOW_WAIT_RETRIES, seconds_to_wait=WINDOW_WAIT_SECONDS)
 
 

@@ -12,6 +12,7 @@ from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resou
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.queries import count_day_readings
 
 LAKE_GRADES = ("A", "B", "C")
 
@@ -27,17 +28,18 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                readings = read_upstream(client, bucket, SCORED, day, "readings")
-                rejected = read_upstream(client, bucket, STANDARDIZED, day, "rejected")
-                revisions = read_upstream(client, bucket, STANDARDIZED, day, "revisions")
+                _refuse_empty_over_stored(client, bucket, day, operational.url())
+                readings = read_upstream(context, client, bucket, SCORED, day, "readings")
+                rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
+                revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
             with watch.stage("load"):
-                result = load_partition(operational.url(), day, readings, rejected, revisions)
+                result = load_partition(operational.url(), day, readings, rejected, revisions, run_id=context.run_id)
         return dg.MaterializeResult(metadata={
             "rows": result.rows,
             "inserted": result.inserted,
             "updated": result.updated,
             "unchanged": result.unchanged,
-            "deleted": result.deleted,
+            "deleted": result.deleted,  # each kept in removed_readings
             "rejected_rows": result.rejected_rows,
             "revision_rows": result.revision_rows,
             "seconds_stage_copy": result.stage_seconds,
@@ -54,7 +56,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                scored = read_upstream(client, bucket, SCORED, day, "readings")
+                scored = read_upstream(context, client, bucket, SCORED, day, "readings")
                 files = staging.read_frame(client, bucket, RAW, day, "files")
             graded = scored.filter(pl.col("quality_grade").is_in(LAKE_GRADES))
             with watch.stage("write"):
@@ -80,8 +82,8 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                scored = read_upstream(client, bucket, SCORED, day, "readings")
-                meters = read_upstream(client, bucket, SCORED, day, "meters")
+                scored = read_upstream(context, client, bucket, SCORED, day, "readings")
+                meters = read_upstream(context, client, bucket, SCORED, day, "meters")
             with watch.stage("aggregate"):
                 daily = meter_daily(scored, meters, day)
             with watch.stage("write"):
@@ -97,3 +99,16 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     return [meter_readings, lake_readings, lake_meter_daily]
+
+
+def _refuse_empty_over_stored(client, bucket: str, day, database_url: str) -> None:
+    """A day never scored reads as empty; loading that over stored readings would delete them
+    (staging expired, say). Stop and say what to do instead (SPEC §5: never remove silently)."""
+    if staging.read_frame(client, bucket, SCORED, day, "meters") is not None:
+        return
+    stored = count_day_readings(database_url, day)
+    if stored:
+        raise dg.Failure(
+            f"scored_readings {day} is not in staging, but PostgreSQL holds {stored} readings of the day; "
+            f"materialize raw_readings → scored_readings for {day} first (loading an empty day would delete them)"
+        )

@@ -128,9 +128,13 @@ def load_partition(
     revisions: pl.DataFrame,
     *,
     copy_connections: int | None = None,
+    run_id: str | None = None,
 ) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
-    mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS)."""
+    mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS).
+
+    Readings the input no longer has are deleted and kept in removed_readings with
+    `run_id` (SPEC §5: never removed silently)."""
     started = time.perf_counter()
     frames = [
         (table, _conform(table, frame, partition_date))
@@ -151,7 +155,7 @@ def load_partition(
                     conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
                 results = [
                     _attach(conn, table, partition_date, frame.height) if fresh[table.name]
-                    else _merge(conn, table, partition_date, frame.height)
+                    else _merge(conn, table, partition_date, frame.height, run_id)
                     for table, frame in frames
                 ]
             _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
@@ -277,7 +281,7 @@ def _freeze(conn: psycopg.Connection, attached: list[_Table], day: date) -> None
         conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(partition_name(table.name, day))))
 
 
-def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int) -> _Mirrored:
+def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int, run_id: str | None) -> _Mirrored:
     """Make the existing day partition equal to its staging table; count what changed."""
     target, staging = sql.Identifier(partition_name(table.name, day)), _staging(table, day)
     changed = sql.Identifier(f"changed_{table.name}")
@@ -320,11 +324,16 @@ def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int)
 
     deleted = 0
     if before + inserted > staged_rows:  # the partition holds keys the input no longer has
-        deleted = conn.execute(
-            sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on_key})").format(
-                target=target, staging=staging, on_key=on_key
-            )
-        ).rowcount
+        delete = sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on_key})").format(
+            target=target, staging=staging, on_key=on_key
+        )
+        if table is READINGS:  # a removed reading is audited whole, in the same transaction
+            delete = sql.SQL(
+                "WITH gone AS ({delete} RETURNING t.*) "
+                "INSERT INTO removed_readings (partition_date, meter_id, reading_ts, removed_by_run, reading) "
+                "SELECT partition_date, meter_id, reading_ts, {run_id}, to_jsonb(gone) FROM gone"
+            ).format(delete=delete, run_id=sql.Literal(run_id))
+        deleted = conn.execute(delete).rowcount
     if before + inserted - deleted != staged_rows:  # identical duplicates pass the upsert unseen
         raise _duplicate_keys(table)
     if inserted + updated + deleted > _ANALYZE_SHARE * max(before, 1):

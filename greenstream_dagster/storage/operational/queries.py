@@ -1,4 +1,4 @@
-"""Look-ups of one stored reading, for the record-journey command (SPEC §9)."""
+"""Look-ups of stored readings: one reading for the record-journey command (SPEC §9), a day's count."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
+from greenstream_dagster.storage.operational.partitions import partition_name
 
 _COLUMNS = ", ".join([*SCORED_COLUMNS, "loaded_at"])
 
@@ -100,3 +101,12 @@ def fetch_row_by_source(
             .format(sql.Identifier(table)),
             (partition_date, source_key, source_line),
         ).fetchone()
+
+
+def count_day_readings(database_url: str, partition_date: date) -> int:
+    """Readings stored for a partition day (0 when the day has no partition)."""
+    with psycopg.connect(database_url) as conn:
+        table = conn.execute("SELECT to_regclass(%s)", (partition_name("meter_readings", partition_date),)).fetchone()[0]
+        if table is None:
+            return 0
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(str(table)))).fetchone()[0]
