@@ -56,7 +56,7 @@ def test_new_files_give_one_request_per_partition_day():
     assert keys(plan) == [day(2).isoformat(), day(0).isoformat()]
     request = plan.requests[1]
     assert request.objects == 2 and request.etags == 2 and request.total_bytes == 20
-    assert request.run_key == f"raw-{day(0).isoformat()}-{request.digest}"
+    assert request.run_key == f"raw-{day(0).isoformat()}-{request.digest}-0"
 
 
 def test_same_listing_again_gives_no_request():
@@ -149,10 +149,27 @@ def test_empty_objects_are_routed_and_reported():
     assert plan.report.empty_objects == (f"raw-data/{day(0).isoformat()}/empty.csv",)
 
 
-def test_emptied_day_is_dropped_without_a_run():
+def test_emptied_day_gets_one_run_so_its_removal_guard_can_speak():
     first = plan_scan(None, {day(0): [obj(day(0), "a.csv", "e1")]}, [], WINDOW)
     plan = plan_scan(first.cursor, {}, [], WINDOW)
-    assert plan.requests == () and plan.report.emptied_days == (day(0),)
+    assert keys(plan) == [day(0).isoformat()] and plan.report.emptied_days == (day(0),)
+    assert plan.requests[0].objects == 0
+    # Once noticed, an emptied day is quiet until something lands again.
+    assert plan_scan(plan.cursor, {}, [], WINDOW).requests == ()
+
+
+def test_content_returning_to_an_earlier_state_runs_again_under_a_new_key():
+    a, b = obj(day(0), "a.csv", "e1"), obj(day(0), "b.csv", "e2")
+    first = plan_scan(None, {day(0): [a]}, [], WINDOW)
+    added = plan_scan(first.cursor, {day(0): [a, b]}, [], WINDOW)
+    removed = plan_scan(added.cursor, {day(0): [a]}, [], WINDOW)
+    emptied = plan_scan(removed.cursor, {}, [], WINDOW)
+    back = plan_scan(emptied.cursor, {day(0): [a]}, [], WINDOW)
+    run_keys = [plan.requests[0].run_key for plan in (first, added, removed, emptied, back)]
+    # Same content as the first tick (twice), yet every change is a run of its own:
+    # Dagster never launches a run key it has seen.
+    assert removed.requests[0].digest == first.requests[0].digest == back.requests[0].digest
+    assert len(set(run_keys)) == 5
 
 
 def test_restart_rebuilds_identical_decisions_from_the_cursor_string():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from greenstream_dagster.defs.policies import retry_storage_faults
+from greenstream_dagster.defs.policies import retry_storage_faults, with_its_asset
 from greenstream_dagster.defs.reading_assets import SCORED, partition_day
 from greenstream_dagster.defs.resources import RulesResource, S3Resource
 from greenstream_dagster.rules.fault_summary import FAULTS, summarize_fault
@@ -27,7 +27,8 @@ def build_fault_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetChec
 
 
 def _fault_check(fault: str, partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=SCORED, name=fault, partitions_def=partitions, description=_DESCRIPTIONS[fault])
+    @dg.asset_check(asset=SCORED, name=fault, partitions_def=partitions, description=_DESCRIPTIONS[fault],
+                    automation_condition=with_its_asset())
     def check(context, s3: S3Resource, rules: RulesResource) -> dg.AssetCheckResult:
         day = partition_day(context)
         with retry_storage_faults(context):

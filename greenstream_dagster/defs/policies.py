@@ -60,6 +60,32 @@ def one_day(partitions: dg.PartitionsDefinition) -> dict:
     return {"partitions_def": partitions, "backfill_policy": ONE_PARTITION_PER_RUN}
 
 
+def late_data_propagates() -> dg.AutomationCondition:
+    """Re-materialize an already-materialized day when an upstream day it reads has changed (SPEC §6).
+
+    A backlog file re-runs its day D; scored_readings of D+1..D+6 read D through their
+    7-day window, and the stores read the scored days. Each such partition is requested
+    once per change (since it was last requested or materialized), only if it was
+    materialized before (the cascade never creates days), and only when nothing it
+    reads is still running. Updates made by a run that also targets the partition (the
+    day's own ingest run) do not count, so ordinary ingestion requests nothing extra.
+    Declarative, so the UI shows for every run which upstream change caused it.
+    """
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("late data in an upstream day")
+
+
+def with_its_asset() -> dg.AutomationCondition:
+    """A check runs whenever the automation requests the asset it checks (in the same run)."""
+    return dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
+        "its asset is requested"
+    )
+
+
 @contextmanager
 def storage_step(context, s3):
     """The start of every step that touches storage: a stopwatch and an S3 client, with the

@@ -5,7 +5,6 @@ and writes its own frames back, so any run on any machine can pick up where
 another left off. Steps that touch storage retry with the spec's backoff.
 """
 
-from __future__ import annotations
 
 from datetime import date, timedelta
 
@@ -13,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
-from greenstream_dagster.defs.policies import one_day, storage_step
+from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.fault_window import fault_window
@@ -151,7 +150,9 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
     @dg.asset(
         name=SCORED, **one_day(partitions), group_name="readings", kinds={"polars"},
         deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
-        check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions)],
+        check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,
+                                      automation_condition=with_its_asset())],
+        automation_condition=late_data_propagates(),
         description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
         "faults judged over the 7-day window D-6..D.",
     )

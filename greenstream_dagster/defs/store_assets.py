@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.metadata import grade_metadata
-from greenstream_dagster.defs.policies import one_day, storage_step
+from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
 from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
@@ -20,6 +20,7 @@ LAKE_GRADES = ("A", "B", "C")
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="meter_readings", **one_day(partitions), group_name="stores", kinds={"postgres"},
+        automation_condition=late_data_propagates(),
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
         "with its quarantine and revisions.",
@@ -49,6 +50,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
 
     @dg.asset(
         name="lake_readings", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
+        automation_condition=late_data_propagates(),
         deps=[SCORED],
         description="Data lake: the day's readings graded A–C, Snappy Parquet under analytics/readings/year=/month=/day=.",
     )
@@ -75,6 +77,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
 
     @dg.asset(
         name="lake_meter_daily", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
+        automation_condition=late_data_propagates(),
         deps=[SCORED],
         description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
     )

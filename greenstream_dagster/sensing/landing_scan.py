@@ -12,13 +12,19 @@ run; otherwise it is skipped. Consequences, on purpose:
   cannot hide a file, and a late file in an older day of the look-back is found;
 - all state is the cursor, so a restarted daemon takes the same decisions.
 
-Cursor (JSON): ``{"v": 1, "days": {"YYYY-MM-DD": {"etags": <n>, "digest": <hex>}}}``
+- a day whose objects were all removed is a change too: it gets a run, whose
+  removal guard stops and names what is gone (SPEC §5), instead of being forgotten.
+
+Cursor (JSON): ``{"v": 2, "days": {"YYYY-MM-DD": {"etags": <n>, "digest": <hex>, "seq": <k>}}}``
 with one entry per day of the look-back window that had content, the digest being
-SHA-256 (first 32 hex) of the sorted distinct ETags. Its size is bounded by the
-look-back (about 80 bytes a day), never by the number of objects: Dagster keeps
+SHA-256 (first 32 hex) of the sorted distinct ETags (an emptied day keeps an entry
+with 0 ETags). `seq` counts the day's changes. The cursor's size is bounded by the
+look-back (about 90 bytes a day), never by the number of objects: Dagster keeps
 cursors in its storage and rewrites them every tick. Days that leave the window
-are dropped. The run key is ``raw-<day>-<digest>``: content-addressed, so a tick
-replayed after a crash asks for the same run again and Dagster deduplicates it.
+are dropped. The run key is ``raw-<day>-<digest>-<seq>``: a tick replayed after a
+crash asks for the same run again and Dagster deduplicates it, while content that
+returns to an earlier state (a file removed, then uploaded again) is a new change
+with a new key — Dagster keeps run keys forever, so a digest alone would never run again.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from datetime import date, timedelta
 
 from greenstream_dagster.rules.landing_key import LandingObject, date_folder
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 DEFAULT_LOOKBACK_DAYS = 7
 
 
@@ -94,7 +100,7 @@ class ScanReport:
     ignored: tuple[IgnoredItem, ...] = ()
     empty_objects: tuple[str, ...] = ()  # still routed: the run dead-letters them (SPEC §1)
     unchanged_days: tuple[date, ...] = ()  # content already seen
-    emptied_days: tuple[date, ...] = ()  # folder now empty: nothing to run, entry dropped
+    emptied_days: tuple[date, ...] = ()  # folder now empty: a run (its removal guard decides)
     pruned_days: tuple[date, ...] = ()  # left the look-back window, dropped from the cursor
     cursor_problem: str | None = None  # previous cursor unreadable: started afresh
 
@@ -117,25 +123,41 @@ def content_digest(objects: Sequence[LandingObject]) -> tuple[str, int]:
     return digest, len(etags)
 
 
-def read_cursor(cursor: str | None) -> tuple[dict[date, str], str | None]:
-    """Digest per day from the previous cursor, and a problem text if it could not be read.
+@dataclass(frozen=True)
+class DayState:
+    """What the cursor remembers of a day: its content digest, ETag count and change count."""
+
+    digest: str
+    etags: int
+    seq: int
+
+
+def read_cursor(cursor: str | None) -> tuple[dict[date, DayState], str | None]:
+    """State per day from the previous cursor, and a problem text if it could not be read.
 
     An unreadable cursor starts afresh rather than failing every tick: every day of
-    the window is then requested again, and Dagster drops the run keys it already has.
+    the window is then requested again (with the first change number, so Dagster drops
+    the run keys it already has).
     """
     if not cursor:
         return {}, None
     try:
         data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
+        if data.get("v") not in (1, CURSOR_VERSION):
             return {}, f"cursor version {data.get('v')!r} is not {CURSOR_VERSION}"
-        return {date.fromisoformat(day): entry["digest"] for day, entry in data["days"].items()}, None
+        return {
+            date.fromisoformat(day): DayState(entry["digest"], int(entry["etags"]), int(entry.get("seq", 0)))
+            for day, entry in data["days"].items()
+        }, None
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         return {}, f"cursor is not readable ({type(error).__name__}: {error})"
 
 
-def write_cursor(entries: Mapping[date, tuple[str, int]]) -> str:
-    days = {day.isoformat(): {"etags": n, "digest": digest} for day, (digest, n) in sorted(entries.items())}
+def write_cursor(entries: Mapping[date, DayState]) -> str:
+    days = {
+        day.isoformat(): {"etags": state.etags, "digest": state.digest, "seq": state.seq}
+        for day, state in sorted(entries.items())
+    }
     return json.dumps({"v": CURSOR_VERSION, "days": days}, sort_keys=True, separators=(",", ":"))
 
 
@@ -153,29 +175,36 @@ def plan_scan(
     seen, cursor_problem = read_cursor(previous_cursor)
     ignored_items = list(ignored)
     requests: list[PartitionRequest] = []
-    entries: dict[date, tuple[str, int]] = {}
+    entries: dict[date, DayState] = {}
     empty: list[str] = []
     unchanged: list[date] = []
+    emptied: list[date] = []
 
-    for day in sorted(listings):
-        objects = listings[day]
+    for day in sorted(set(listings) | {d for d in seen if d in window}):
+        objects = listings.get(day, ())
         if day not in window:
             if objects:
                 reason = f"{window.why_outside(day)} ({len(objects)} object(s))"
                 ignored_items.append(IgnoredItem(date_folder(day), reason))
             continue
-        if not objects:
+        previous = seen.get(day)
+        if not objects and previous is None:
             continue
         digest, n_etags = content_digest(objects)
-        entries[day] = (digest, n_etags)
-        empty.extend(sorted(o.key for o in objects if o.size == 0))
-        if seen.get(day) == digest:
-            unchanged.append(day)
+        if previous is not None and previous.digest == digest:
+            entries[day] = previous
+            if objects:
+                unchanged.append(day)
             continue
+        state = DayState(digest, n_etags, previous.seq + 1 if previous is not None else 0)
+        entries[day] = state
+        empty.extend(sorted(o.key for o in objects if o.size == 0))
+        if not objects:
+            emptied.append(day)
         requests.append(
             PartitionRequest(
                 partition_key=day.isoformat(),
-                run_key=f"raw-{day.isoformat()}-{digest}",
+                run_key=f"raw-{day.isoformat()}-{digest}-{state.seq}",
                 objects=len(objects),
                 etags=n_etags,
                 total_bytes=sum(o.size for o in objects),
@@ -187,7 +216,7 @@ def plan_scan(
         ignored=tuple(ignored_items),
         empty_objects=tuple(empty),
         unchanged_days=tuple(unchanged),
-        emptied_days=tuple(sorted(d for d in seen if d in window and d not in entries)),
+        emptied_days=tuple(emptied),
         pruned_days=tuple(sorted(d for d in seen if d not in window)),
         cursor_problem=cursor_problem,
     )
@@ -208,7 +237,7 @@ def describe_plan(plan: ScanPlan, examples: int = 3) -> str:
         ("day(s) already seen", [d.isoformat() for d in report.unchanged_days]),
         ("ignored key(s)", [f"{i.key} ({i.reason})" for i in report.ignored]),
         ("empty object(s), routed to dead letter by the run", list(report.empty_objects)),
-        ("day(s) now empty, dropped from the cursor", [d.isoformat() for d in report.emptied_days]),
+        ("day(s) emptied, run to check the removal", [d.isoformat() for d in report.emptied_days]),
         ("day(s) left the look-back, dropped from the cursor", [d.isoformat() for d in report.pruned_days]),
     )
     parts += [f"{len(items)} {label}: {_examples(items, examples)}" for label, items in sections if items]
