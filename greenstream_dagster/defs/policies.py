@@ -67,12 +67,18 @@ def late_data_propagates() -> dg.AutomationCondition:
     7-day window, and the stores read the scored days. Each such partition is requested
     once per change (since it was last requested or materialized), only if it was
     materialized before (the cascade never creates days), and only when nothing it
-    reads is still running. Updates made by a run that also targets the partition (the
-    day's own ingest run) do not count, so ordinary ingestion requests nothing extra.
+    reads is still running. The day's own ingest run updates its upstream and then the
+    partition itself, which resets the condition, so ordinary ingestion requests nothing
+    extra. Dagster's `any_deps_updated` is not used: it ignores an upstream update when
+    the run that made it selected the downstream asset for *any* partition, which is
+    exactly the backlog run of day D (it selects scored_readings for D, and D+1 is missed).
     Declarative, so the UI shows for every run which upstream change caused it.
     """
+    upstream_changed = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.newly_updated() | dg.AutomationCondition.will_be_requested()
+    ).with_label("an upstream day changed")
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        upstream_changed.since_last_handled()
         & ~dg.AutomationCondition.missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()

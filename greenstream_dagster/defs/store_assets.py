@@ -34,7 +34,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
                 revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
             with watch.stage("load"):
-                result = load_partition(operational.url(), day, readings, rejected, revisions, run_id=context.run_id)
+                result = load_partition(operational.url(), day, readings, rejected, revisions, run_id=context.run.run_id)
         return dg.MaterializeResult(metadata={
             "rows": result.rows,
             "inserted": result.inserted,
