@@ -34,6 +34,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_late_data_sensor(),
         ],
         schedules=build_schedules(lake_job, retention_job, settings.schedule_timezone, settings.retention_days),
+        # Every step of a run in the run's own process: a day is one chain of steps that
+        # hand over through staging in S3, so a process per step (Dagster's default) only
+        # adds an interpreter start and the imports of Dagster and Polars to every step.
+        executor=dg.in_process_executor,
         resources={
             "s3": S3Resource(bucket=settings.bucket),
             "operational": OperationalStoreResource(),

@@ -174,3 +174,38 @@ def test_a_day_without_a_partition_yet_waits_instead_of_failing_the_tick(s3_clie
         result = sensor(build_sensor_context(resources={"s3": _S3(s3_client, bucket)}, instance=instance))
     assert partition_keys(result) == [day(1)]
     assert day(0) not in json.loads(result.cursor)["days"]  # run once its partition exists
+
+
+def test_a_day_with_a_queued_ingest_run_gets_no_second_run(s3_client, bucket):
+    """At most one queued run per day, however fast files arrive: the queued run lists the
+    folder when it starts. A run that has started may have listed already, so it does not count."""
+    import uuid
+
+    from dagster import AssetKey, DagsterRunStatus
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    def tick(instance, cursor):
+        context = build_sensor_context(cursor=cursor, resources={"s3": _S3(s3_client, bucket)}, instance=instance)
+        return SENSOR(context)
+
+    with DagsterInstance.ephemeral() as instance:
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/a.csv", Body=b"a")
+        first = tick(instance, None)
+        assert partition_keys(first) == [day(0)]
+        run = DagsterRun(job_name="ingest_partition_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.NOT_STARTED,
+                         tags={"dagster/partition": day(0)}, asset_selection=frozenset({AssetKey("raw_readings")}))
+        instance.add_run(run)  # created, not started: QUEUED runs count alike
+        lake_only = DagsterRun(job_name="lake_rollup_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.NOT_STARTED,
+                               tags={"dagster/partition": day(1)}, asset_selection=frozenset({AssetKey("lake_readings")}))
+        instance.add_run(lake_only)
+
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/b.csv", Body=b"b")
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(1)}/c.csv", Body=b"c")
+        second = tick(instance, first.cursor)
+        # day 0 is covered by its queued ingest run; day 1's queued run does not read the landing zone.
+        assert partition_keys(second) == [day(1)]
+
+        instance.delete_run(run.run_id)
+        instance.add_run(run.with_status(DagsterRunStatus.STARTED))
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/d.csv", Body=b"d")
+        assert partition_keys(tick(instance, second.cursor)) == [day(0)]

@@ -16,8 +16,9 @@ import time
 from datetime import date, datetime, timezone
 from typing import Protocol
 
-from dagster import DefaultSensorStatus, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
+from dagster import AssetKey, DagsterRunStatus, DefaultSensorStatus, RunsFilter, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
 
+from greenstream_dagster.defs.run_queue import day_of_run
 from greenstream_dagster.sensing.landing_scan import (
     LookbackWindow,
     PartitionRequest,
@@ -28,6 +29,7 @@ from greenstream_dagster.sensing.landing_scan import (
 from greenstream_dagster.storage.landing_folders import list_landing_window
 
 SENSOR_NAME = "raw_file_sensor"
+RAW_ASSET = "raw_readings"  # the asset that lists the landing zone
 
 
 class LandingBucket(Protocol):
@@ -67,11 +69,16 @@ def build_raw_file_sensor(
             f"{SENSOR_NAME} {window.first.isoformat()}..{window.last.isoformat()} "
             f"in {time.monotonic() - started:.1f} s: {plan.summary()}"
         )
-        requests = [_run_request(r) for r in plan.requests]
+        queued = queued_ingest_days(context.instance) if plan.requests else set()
+        requests = [_run_request(r) for r in plan.requests if r.partition_key not in queued]
+        covered = sorted({r.partition_key for r in plan.requests} & queued)
+        if covered:
+            context.log.info(f"{len(covered)} day(s) already have a queued run, which reads everything "
+                             f"present when it starts: {', '.join(covered[:5])}")
         return SensorResult(
             run_requests=requests,
             cursor=plan.cursor,
-            skip_reason=None if requests else _skip_reason(plan, window),
+            skip_reason=None if requests else _skip_reason(plan, window, covered),
         )
 
     return raw_file_sensor
@@ -102,9 +109,27 @@ def _run_request(request: PartitionRequest) -> RunRequest:
     )
 
 
-def _skip_reason(plan: ScanPlan, window: LookbackWindow) -> str:
+def queued_ingest_days(instance) -> set[str]:
+    """Days with a run that reads the landing zone and has not started yet.
+
+    A new file for such a day needs no run of its own: raw_readings lists the date folder
+    when it runs, so the queued run takes everything present by then. This keeps at most
+    one queued ingest run per day however fast files arrive (a run that has started may
+    have listed already, so it does not count).
+    """
+    records = instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.QUEUED,
+                                                                     DagsterRunStatus.NOT_STARTED]))
+    return {
+        day_of_run(r.dagster_run.tags)
+        for r in records
+        if AssetKey(RAW_ASSET) in (r.dagster_run.asset_selection or ())
+    } - {None}
+
+
+def _skip_reason(plan: ScanPlan, window: LookbackWindow, covered: list[str] = ()) -> str:
     report = plan.report
     return (
         f"No new content in {window.first.isoformat()}..{window.last.isoformat()}: "
         f"{len(report.unchanged_days)} day(s) already seen, {len(report.ignored)} key(s) ignored"
+        + (f", {len(covered)} day(s) covered by a queued run" if covered else "")
     )
