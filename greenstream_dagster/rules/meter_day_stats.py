@@ -37,6 +37,8 @@ def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
             # Sum of squared deviations from the day's mean: var(ddof=0) × n.
             (usable_kw.var(ddof=0) * usable_kw.len()).alias("usable_m2"),
             (pl.col("reading_ts").dt.epoch("s") // SLOT_SECONDS).n_unique().alias("slots"),
+            # For the meter registry (§3a); not part of the window's statistics.
+            pl.col("reading_ts").max().alias("last_reading_ts"),
         )
         .with_columns(pl.col("usable_m2").fill_null(0.0))
         .cast(METER_DAY_STATS_COLUMNS)
