@@ -27,7 +27,8 @@ METER_DAY_STATS_COLUMNS: dict[str, pl.DataType] = {
 
 
 def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
-    """Winning readings (any number of days) → one row per meter and day."""
+    """Winning readings (any number of days) → one row per meter and day: METER_DAY_STATS_COLUMNS,
+    and `last_reading_ts`, the meter's presence on the day for the registry (SPEC §3a)."""
     usable_kw = pl.col("value_kw").filter(is_usable())
     return (
         readings.group_by("meter_id", "partition_date")
