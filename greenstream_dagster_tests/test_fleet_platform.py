@@ -17,6 +17,7 @@ import pytest
 from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.journey.meter_story import meter_facts, render_meter
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
@@ -142,6 +143,12 @@ def test_registry_silent_rows_check_and_fleet_numbers_match_the_manifest(fleet, 
     gone = next(f for f in manifest.faults.silences if f.returns_on is None)
     for d in gone.silent_dates:
         assert gone.meter_id in {m for m, _, _ in fleet.silent_rows(date.fromisoformat(d))}
+
+    # `greenstream journey --meter M`: the registry entry and the silent days.
+    facts = meter_facts(fleet.database_url, gone.meter_id)
+    assert (facts["first_seen"], facts["last_seen"]) == expected_registry(manifest)[gone.meter_id][:2]
+    assert sorted(s["date"] for s in facts["silent_days"]) == gone.silent_dates
+    assert "silent" in render_meter(facts)
 
     # Re-running a day changes nothing.
     again = fleet.run(DAYS[3])
