@@ -157,10 +157,12 @@ def test_registry_silent_rows_check_and_fleet_numbers_match_the_manifest(fleet, 
     assert (registry_numbers["presence_rows_changed"], registry_numbers["registry_rows_changed"]) == (0, 0)
 
 
-def test_a_backlog_that_fills_a_silent_day_clears_it(fleet, sample, s3_client):
+def test_a_backlog_that_fills_a_silent_day_clears_it_and_cascades_to_the_later_days(fleet, sample, s3_client):
     manifest, _ = sample
     for day in DAYS:
         fleet.run(day)
+    baseline = dg.evaluate_automation_conditions(defs=fleet.defs, instance=fleet.instance)
+    assert baseline.total_requested == 0  # every day is materialized and up to date
     back = next(f for f in manifest.faults.silences if f.returns_on)
     filled = date.fromisoformat(back.silent_dates[0])
     later = [d for d in DAYS if d > filled]
@@ -169,12 +171,19 @@ def test_a_backlog_that_fills_a_silent_day_clears_it(fleet, sample, s3_client):
 
     put_object(s3_client, fleet.bucket, f"raw-data/{filled}/backlog/late-{back.meter_id}.csv",
                f"meter_id,timestamp,value,unit\n{back.meter_id},{filled}T06:00:00Z,1500,W\n".encode())
-    fleet.run(filled)
-    # The lead's late-data cascade re-runs the later days by itself; here they are run explicitly.
-    for day in later:
-        fleet.run(day)
-
+    fleet.run(filled)  # what the sensor requests for the new object
     assert back.meter_id not in {m for m, _, _ in fleet.silent_rows(filled)}
+
+    # The fleet's automation condition asks for exactly the later days whose look-back holds the day.
+    cascade = dg.evaluate_automation_conditions(defs=fleet.defs, instance=fleet.instance, cursor=baseline.cursor)
+    requested = cascade.get_requested_partitions(dg.AssetKey("silent_meters"))
+    assert requested == {d.isoformat() for d in later}
+    assert cascade.get_requested_partitions(dg.AssetKey("meter_registry")) == set()
+    job = fleet.defs.resolve_implicit_global_asset_job_def()
+    for key in sorted(requested):
+        assert job.execute_in_process(partition_key=key, instance=fleet.instance,
+                                      asset_selection=[dg.AssetKey("silent_meters")]).success
+
     next_day = filled + timedelta(days=1)
     if back.silent_dates[1:]:
         assert (back.meter_id, filled.isoformat(), 1) in fleet.silent_rows(next_day)
