@@ -29,7 +29,8 @@ def render_meter(facts: dict) -> str:
     title = f"Meter {facts['meter_id']} in the registry"
     lines = [title, "=" * len(title),
              f"First seen {facts['first_seen']}, last seen {facts['last_seen']} "
-             f"(last reading {facts['last_reading_ts']}), {facts['days_seen']} days with readings.",
+             f"(last reading {facts['last_reading_ts']}), {facts['days_seen']} "
+             f"day{'s' if facts['days_seen'] != 1 else ''} with readings.",
              ""]
     silent = facts["silent_days"]
     if not silent:
