@@ -54,8 +54,8 @@ def build_fleet_assets(partitions: dg.PartitionsDefinition, lookback_days: int =
     )
     def meter_registry(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
         day = partition_day(context)
-        url = operational.url()
         with storage_step(context, s3) as (watch, client, bucket):
+            url = operational.url()
             with watch.stage("read"):
                 stats = _meter_stats(client, bucket, day)
             presence = day_presence(stats, day)
@@ -89,8 +89,8 @@ def build_fleet_assets(partitions: dg.PartitionsDefinition, lookback_days: int =
         day = partition_day(context)
         config = rules.config()
         lookback = config.silent_lookback_days
-        url = operational.url()
         with storage_step(context, s3) as (watch, client, bucket):
+            url = operational.url()
             with watch.stage("read"):
                 stored = fetch_lookback(url, day, lookback, config.partitions_start)
                 if not stored.day_recorded:
