@@ -144,10 +144,17 @@ def test_registry_silent_rows_check_and_fleet_numbers_match_the_manifest(fleet, 
     for d in gone.silent_dates:
         assert gone.meter_id in {m for m, _, _ in fleet.silent_rows(date.fromisoformat(d))}
 
+    # A day without landing files materializes, with every meter of the look-back silent.
+    empty = fleet.run(TODAY)
+    assert materialization(empty, "silent_meters")["reporting_meters"] == 0
+    assert sorted(fleet.silent_rows(TODAY)) == sorted(
+        (m, last, (TODAY - date.fromisoformat(last)).days) for m, (_, last, _, _) in registry.items())
+    assert not silent_check(empty).passed
+
     # `greenstream journey --meter M`: the registry entry and the silent days.
     facts = meter_facts(fleet.database_url, gone.meter_id)
     assert (facts["first_seen"], facts["last_seen"]) == expected_registry(manifest)[gone.meter_id][:2]
-    assert sorted(s["date"] for s in facts["silent_days"]) == gone.silent_dates
+    assert sorted(s["date"] for s in facts["silent_days"]) == [*gone.silent_dates, TODAY.isoformat()]
     assert "silent" in render_meter(facts)
 
     # Re-running a day changes nothing.

@@ -45,8 +45,12 @@ def test_a_quiet_landing_folder_is_stale_after_the_limit(s3_env, s3_client, buck
         assert stale.severity == dg.AssetCheckSeverity.WARN
         assert not latest_check_record(instance)  # what the UI reads from the instance
 
-        put_object(s3_client, bucket, f"raw-data/{today}/meters-2.csv", b"meter_id,timestamp,value,unit\n")
-        assert evaluate(instance, bucket, freshness_hours=2 / 3600).passed
+        # A new object: the zone's last update is that object's arrival, and the check passes again.
+        key = f"raw-data/{today}/meters-2.csv"
+        put_object(s3_client, bucket, key, b"meter_id,timestamp,value,unit\n")
+        arrived = s3_client.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+        assert evaluate(instance, bucket, freshness_hours=2).passed and latest_check_record(instance)
         observation = instance.fetch_observations(dg.AssetKey(LANDING), limit=1).records[0]
         metadata = observation.asset_observation.metadata
-        assert metadata["objects"].value == 2 and metadata["newest_object"].value.endswith("meters-2.csv")
+        assert metadata["dagster/last_updated_timestamp"].value == arrived
+        assert metadata["objects"].value == 2 and metadata["newest_object"].value == key
