@@ -36,6 +36,6 @@ def render_meter(facts: dict) -> str:
     if not silent:
         lines.append(f"No silent day among the stored days (the last {RECENT_SILENT_DAYS} are shown when there are).")
     else:
-        lines.append(f"Silent days, newest first (no placeable row that day, seen in the look-back):")
+        lines.append("Silent days, newest first (no placeable row that day, seen in the look-back):")
         lines += [f"   - {s['date']}: silent {s['silent_days']} day(s) since {s['last_seen']}" for s in silent]
     return "\n".join(lines) + "\n"
