@@ -45,8 +45,11 @@ def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookba
     today = datetime.now(timezone.utc).date()
     yesterday = today - timedelta(days=1)
     start = max(yesterday - timedelta(days=days - 1), partitions_start, today - timedelta(days=lookback_days - 1))
-    config = with_preset(GeneratorConfig(out=folder, meters=meters, days=(yesterday - start).days + 1,
-                                         start=start, seed=42), "default")
+    count = (yesterday - start).days + 1
+    # The fleet (SPEC §3a): a few meters silent for some days, and one that never returns.
+    silences = {"silent_meters": 6, "silent_days": 2, "vanished_meters": 1} if count >= 4 else {}
+    config = with_preset(GeneratorConfig(out=folder, meters=meters, days=count,
+                                         start=start, seed=42, **silences), "default")
     generate(config, overwrite=True)
     return folder
 

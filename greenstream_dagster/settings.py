@@ -102,6 +102,8 @@ class Settings:
     retention_days: int = 90
     schedule_timezone: str = "UTC"
     check_warn_share: float = 0.05
+    silent_warn_share: float = 0.01  # §3a: WARN when more of the known fleet is silent
+    freshness_hours: float = 2.0  # §3a: the landing zone is stale after this long without a new object
     rules: RulesConfig = RulesConfig()
 
     @property
@@ -146,6 +148,7 @@ def load_settings(env: dict | None = None) -> Settings:
         spike_sigmas=_number(env, "GREENSTREAM_SPIKE_SIGMAS", 4.0, minimum=0),
         spike_min_readings=_number(env, "GREENSTREAM_SPIKE_MIN_READINGS", 96, int, minimum=2),
         gap_max_missing_rate=_number(env, "GREENSTREAM_GAP_MAX_MISSING_RATE", 0.20, minimum=0),
+        silent_lookback_days=_number(env, "GREENSTREAM_SILENT_LOOKBACK_DAYS", 30, int, minimum=1),
     )
     return Settings(
         s3_endpoint_url=s3,
@@ -159,5 +162,7 @@ def load_settings(env: dict | None = None) -> Settings:
         retention_days=_number(env, "GREENSTREAM_RETENTION_DAYS", 90, int, minimum=1),
         schedule_timezone=_timezone(env, "GREENSTREAM_SCHEDULE_TIMEZONE", timezone),
         check_warn_share=_number(env, "GREENSTREAM_CHECK_WARN_SHARE", 0.05, minimum=0),
+        silent_warn_share=_number(env, "GREENSTREAM_SILENT_WARN_SHARE", 0.01, minimum=0),
+        freshness_hours=_number(env, "GREENSTREAM_FRESHNESS_HOURS", 2.0, minimum=0.001),
         rules=rules,
     )

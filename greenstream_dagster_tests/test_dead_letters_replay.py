@@ -107,7 +107,8 @@ def test_postgres_kept_down_dead_letters_the_partition_and_replay_completes_it(p
     ).for_run_failure()
     sensor(context)
     open_letters = list_open_dead_letters(url, kind="partition")
-    assert [(d.partition_date, d.run_id) for d in open_letters] == [(DAY, failed.run_id)]
+    # One letter per failed step (the load and the fleet's registry both need PostgreSQL), all of this run.
+    assert {(d.partition_date, d.run_id) for d in open_letters} == {(DAY, failed.run_id)}
     assert readings(url) == 0
 
     replay = defs.resolve_job_def("replay_dead_letters").execute_in_process(instance=instance)

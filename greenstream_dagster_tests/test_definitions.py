@@ -10,6 +10,8 @@ from greenstream_dagster.definitions import build_definitions, defs
 from greenstream_dagster.settings import load_settings
 
 ASSETS = {"raw_readings", "standardized_readings", "scored_readings", "meter_readings", "lake_readings", "lake_meter_daily"}
+FLEET_ASSETS = {"meter_registry", "silent_meters"}  # SPEC §3a, daily like the contract's
+SOURCE_ASSETS = {"landing_zone"}  # observed, not materialized
 
 
 def test_definitions_validate():
@@ -18,7 +20,7 @@ def test_definitions_validate():
 
 def test_contract_names():
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == ASSETS
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == ASSETS | FLEET_ASSETS | SOURCE_ASSETS
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     for name in ("stuck_meters", "erratic_spikes", "communication_gaps", "scored_schema"):
         assert ("scored_readings", name) in checks
@@ -30,7 +32,7 @@ def test_contract_names():
 
 def test_assets_are_daily_partitioned_and_scored_reads_the_seven_day_window():
     graph = defs.resolve_asset_graph()
-    for name in ASSETS:
+    for name in ASSETS | FLEET_ASSETS:
         node = graph.get(dg.AssetKey(name))
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
         assert node.partitions_def.start.date().isoformat() == "2024-01-01"
@@ -55,3 +57,15 @@ def test_dagster_cli_validates_and_bad_configuration_names_the_setting(tmp_path)
                          env={**env, "GREENSTREAM_TIMEZONE": "Mars/Olympus"})
     assert bad.returncode != 0
     assert "GREENSTREAM_TIMEZONE" in bad.stdout + bad.stderr
+
+
+def test_fleet_silent_meters_read_the_registry_look_back_and_carry_their_checks(monkeypatch):
+    monkeypatch.setenv("GREENSTREAM_SILENT_LOOKBACK_DAYS", "14")
+    monkeypatch.setenv("GREENSTREAM_FRESHNESS_HOURS", "0.5")
+    graph = build_definitions(load_settings()).resolve_asset_graph()
+    mapping = graph.get(dg.AssetKey("silent_meters")).partition_mappings[dg.AssetKey("meter_registry")]
+    assert (mapping.start_offset, mapping.end_offset) == (-14, 0)
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert {("silent_meters", "silent_meters"), ("landing_zone", "freshness_check")} <= checks
+    spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("landing_zone"), "freshness_check"))
+    assert spec.metadata["dagster/freshness_params"].value["lower_bound_delta_seconds"] == 1800

@@ -235,7 +235,7 @@ def test_a_quarantined_row_tells_its_reason_and_raw_line():
 
 
 @pytest.mark.parametrize("argv", [
-    ["--meter", "SM-1"],  # no timestamp
+    ["--meter", "SM-1", "--line", "3"],  # half of two questions (--meter alone asks for the registry entry)
     ["--record-id", "ab" * 32, "--meter", "SM-1", "--timestamp", "2024-04-15T18:45:00Z"],  # two questions
     ["--record-id", "not-a-sha"],
     ["--meter", "SM-1", "--timestamp", "yesterday"],

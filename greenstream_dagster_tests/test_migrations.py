@@ -16,7 +16,8 @@ from greenstream_dagster.storage.operational.migrate import (
     discover_migrations,
 )
 
-TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files")
+TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files",
+          "meter_presence", "silent_meters")
 
 
 def _schema_snapshot(url: str) -> list[tuple]:

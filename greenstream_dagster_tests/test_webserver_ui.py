@@ -46,6 +46,7 @@ TODAY = datetime.now(timezone.utc).date()
 DAYS = [TODAY - timedelta(days=2), TODAY - timedelta(days=1)]  # inside the sensor's look-back
 ASSETS = {"raw_readings", "standardized_readings", "scored_readings", "meter_readings", "lake_readings",
           "lake_meter_daily"}
+FLEET_ASSETS = {"meter_registry", "silent_meters"}  # SPEC §3a; landing_zone is an (unpartitioned) source asset
 GROUPS = ("readings", "stores", "lake")
 CHECKS = {"stuck_meters", "erratic_spikes", "communication_gaps"}
 ALL_CHECKS_PASSED = re.compile(r"\b(\d+) / \1 Passed")  # the graph node's "4 / 4 Passed"
@@ -232,8 +233,8 @@ def test_the_code_location_loads_with_the_contracts_names(webserver):
     [repository] = data["repositoriesOrError"]["nodes"]
     assert repository["location"]["name"] == "greenstream"
     nodes = {"/".join(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
-    assert set(nodes) == ASSETS
-    assert all(n["isPartitioned"] for n in nodes.values())
+    assert set(nodes) == ASSETS | FLEET_ASSETS | {"landing_zone"}
+    assert all(nodes[name]["isPartitioned"] for name in ASSETS | FLEET_ASSETS)
     checks = {c["name"] for c in nodes["scored_readings"]["assetChecksOrError"]["checks"]}
     assert CHECKS <= checks
     assert "raw_file_sensor" in {s["name"] for s in repository["sensors"]}

@@ -15,7 +15,7 @@ from greenstream_dagster.defs.resources import OperationalStoreResource
 from greenstream_dagster.storage.operational.retention import apply_retention
 
 INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings",
-                 "lake_readings", "lake_meter_daily")
+                 "lake_readings", "lake_meter_daily", "meter_registry", "silent_meters")
 LAKE_ASSETS = ("lake_readings", "lake_meter_daily")
 
 

@@ -17,6 +17,7 @@ from greenstream_dagster.defs.resources import OperationalStoreResource, RulesRe
 from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
+from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
 from greenstream_dagster.rules.score import score_partition
@@ -164,7 +165,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             with watch.stage("read"):
                 readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
-                history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats") for d in history_days}
+                history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats",
+                                                 columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
                 present = [frame for frame in history.values() if frame is not None]
             with watch.stage("score"):

@@ -95,7 +95,9 @@ class RulesResource(dg.ConfigurableResource):
     spike_sigmas: float = _SPEC.spike_sigmas
     spike_min_readings: int = _SPEC.spike_min_readings
     gap_max_missing_rate: float = _SPEC.gap_max_missing_rate
+    silent_lookback_days: int = _SPEC.silent_lookback_days
     check_warn_share: float = 0.05  # WARN when a fault hits more than this share of meters
+    silent_warn_share: float = 0.01  # WARN when more of the known fleet is silent (§3a)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RulesResource":
@@ -103,7 +105,8 @@ class RulesResource(dg.ConfigurableResource):
         values = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
         values = {k: (v.isoformat(timespec="minutes") if isinstance(v, time) else v) for k, v in values.items()}
         values["partitions_start"] = rules.partitions_start.isoformat()
-        return cls(**values, check_warn_share=settings.check_warn_share)
+        return cls(**values, check_warn_share=settings.check_warn_share,
+                   silent_warn_share=settings.silent_warn_share)
 
     def config(self) -> RulesConfig:
         return RulesConfig(
@@ -120,4 +123,5 @@ class RulesResource(dg.ConfigurableResource):
             spike_sigmas=self.spike_sigmas,
             spike_min_readings=self.spike_min_readings,
             gap_max_missing_rate=self.gap_max_missing_rate,
+            silent_lookback_days=self.silent_lookback_days,
         )

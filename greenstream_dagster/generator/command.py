@@ -15,8 +15,8 @@ from pathlib import Path
 from greenstream_dagster.generator.config import PRESETS, GeneratorConfig, GeneratorError, with_preset
 from greenstream_dagster.generator.generation import generate
 
-METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters")
-COUNTS = ("gap_days", "quarantine_rows", "validation_rows", "revisions", "duplicates")
+METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters")
+COUNTS = ("gap_days", "silent_days", "quarantine_rows", "validation_rows", "revisions", "duplicates")
 SWITCHES = ("dead_letter_files", "ignored_keys", "format_quirks")
 
 
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
         group.add_argument("--" + name.replace("_", "-"), type=_count_or_share, metavar="N|P%",
                            help=f"meters with one {name.split('_')[0]} fault: a count or a share")
     group.add_argument("--gap-days", type=int, help="whole silent days of a gap meter (2)")
+    group.add_argument("--silent-days", type=int, help="whole silent days of a silent meter before it returns (3); "
+                       "a vanished meter never returns")
     group.add_argument("--quarantine-rows", type=int, metavar="N", help="rows per quarantine code per day")
     group.add_argument("--validation-rows", type=int, metavar="N",
                        help="rows per validation issue kind per day")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
           f"in {seconds:.1f} s ({totals['rows'] / seconds:,.0f} rows/s) to {config.out}")
     print(f"  {config.meters:,} meters × {config.days} days from {config.start}, seed {config.seed}")
     print(f"  faults: {len(manifest.faults.stuck)} stuck, {len(manifest.faults.spikes)} spikes, "
-          f"{len(manifest.faults.gaps)} gaps; rows: {len(manifest.quarantine)} quarantined, "
+          f"{len(manifest.faults.gaps)} gaps, {len(manifest.faults.silences)} silences; rows: {len(manifest.quarantine)} quarantined, "
           f"{len(manifest.validation)} validation issues, {len(manifest.revisions)} revisions, "
           f"{len(manifest.duplicates)} duplicates; files: {len(manifest.dead_letters)} dead letter, "
           f"{len(manifest.ignored_keys)} ignored")

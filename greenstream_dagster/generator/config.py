@@ -38,6 +38,10 @@ class GeneratorConfig:
     spike_meters: int = 0  # one reading far above mean + 4σ of the 7-day window
     gap_meters: int = 0  # silent for `gap_days` whole days
     gap_days: int = 2
+    # SPEC §3a silence: meters that stop reporting (no row at all) for whole days.
+    silent_meters: int = 0  # silent for `silent_days` days from a day after the first, then back
+    silent_days: int = 3
+    vanished_meters: int = 0  # silent from a day after the first to the last day: never return
     # SPEC §2 rows, per partition day.
     quarantine_rows: int = 0  # rows per quarantine code
     validation_rows: int = 0  # placeable rows per validation issue kind
@@ -56,7 +60,8 @@ class GeneratorConfig:
         _require(self.days >= 1, "days must be at least 1")
         _require(self.meters_per_file >= 1, "meters_per_file must be at least 1")
         _require(0.0 <= self.gzip_share <= 1.0, "gzip_share must be between 0 and 1")
-        for name in ("stuck_meters", "spike_meters", "gap_meters", "quarantine_rows",
+        for name in ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters",
+                     "quarantine_rows",
                      "validation_rows", "revisions", "duplicates"):
             _require(getattr(self, name) >= 0, f"{name} must not be negative")
         _require(self.gap_days >= 2, "gap_days must be at least 2 (one silent day of 5 "
@@ -64,6 +69,12 @@ class GeneratorConfig:
         if self.gap_meters:
             _require(self.days > self.gap_days, f"gap_meters needs more than gap_days "
                      f"({self.gap_days}) days, so the meter reports again after its silence")
+        _require(self.silent_days >= 2, "silent_days must be at least 2 (as gap_days: one silent day of 5 "
+                 "is a missing rate on the gap threshold)")
+        if self.silent_meters:
+            _require(self.days >= self.silent_days + 2, f"silent_meters needs at least silent_days + 2 "
+                     f"({self.silent_days + 2}) days: seen before the silence and back after it")
+        _require(not self.vanished_meters or self.days >= 2, "vanished_meters needs at least 2 days")
         # A stuck first day would be a window without spread: its spike test hangs on rounding.
         _require(not self.stuck_meters or self.days >= 2, "stuck_meters needs at least 2 days")
         dedicated = self.dedicated_meters
@@ -74,7 +85,8 @@ class GeneratorConfig:
     def dedicated_meters(self) -> int:
         """Meters that carry an injection; each carries exactly one, so causes never mix."""
         per_day = self.validation_rows * len(VALIDATION_KINDS) + self.revisions + self.duplicates
-        return self.stuck_meters + self.spike_meters + self.gap_meters + per_day * self.days
+        return (self.stuck_meters + self.spike_meters + self.gap_meters + self.silent_meters
+                + self.vanished_meters + per_day * self.days)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)

@@ -9,6 +9,9 @@
   included, and capped at 90 % of max_kw so it stays a usable reading.
 - **Communication gap**: the meter sends nothing for `gap_days` whole days;
   whole days keep the windows after the silence free of half-day samples.
+- **Silence** (SPEC §3a): the same whole-day silence, from a day after the
+  meter was first seen, for `silent_days` days or until the end (a meter that
+  never returns), so the meter is silent on each of those days.
 """
 
 from __future__ import annotations

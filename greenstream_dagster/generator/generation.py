@@ -42,6 +42,7 @@ from greenstream_dagster.generator.load_profile import (
     day_shapes,
     rng_for,
 )
+from greenstream_dagster.generator.fleet_oracle import expect_fleet
 from greenstream_dagster.generator.manifest import (
     DELIVERY_NOTE,
     FORMAT_VERSION,
@@ -56,6 +57,8 @@ from greenstream_dagster.generator.manifest import (
     PartitionExpectation,
     QuarantinedRow,
     Revision,
+    SilenceFault,
+    SilentMeter,
     SpikeFault,
     StuckFault,
     ValidationRow,
@@ -104,6 +107,9 @@ class _Run:
         self.layouts = plan_layouts(config, self.days)
         self.oracle = Oracle(config.meters, config.days, config.rules)
         self.gap_dates: dict[int, list[str]] = {g.meter: [] for g in self.plan.gaps}
+        # Silent meters are flagged as gaps after they return, like gap meters.
+        self.gap_dates.update({s.meter: [] for s in self.plan.silences})
+        self.present = np.zeros((config.meters, config.days), dtype=bool)
         units = np.bincount(self.fleet.unit_codes, minlength=len(UNITS))
         self.manifest = Manifest(
             format_version=FORMAT_VERSION,
@@ -129,6 +135,10 @@ class _Run:
         for gap in plan.gaps:
             if gap.first_day <= d < gap.first_day + config.gap_days:
                 faults.silence(state.placeable, gap.meter)
+        for quiet in plan.silences:
+            if quiet.first_day <= d and (quiet.last_day is None or d <= quiet.last_day):
+                faults.silence(state.placeable, quiet.meter)
+        self.present[:, d] = state.placeable.any(axis=1)
         for spike in plan.on_day(plan.spikes, d):
             m = spike.meter
             watts[m, spike.slot] = faults.spike_watts(
@@ -368,7 +378,18 @@ class _Run:
                 ({"meter_id": str(fleet.meter_ids[m]), "timestamp": canonical(slot_start(state.day, int(s)))}
                  for m, s in zip(det.spike_meters, det.spike_slots)), key=lambda r: (r["meter_id"], r["timestamp"])),
             gap_meters=sorted(str(fleet.meter_ids[m]) for m in det.gap),
+            **self._fleet(d),
         ))
+
+    def _fleet(self, d: int) -> dict:
+        ids, days = self.fleet.meter_ids, self.days
+        fleet = expect_fleet(self.present, d, self.config.rules.silent_lookback_days)
+        return {
+            "silent_meters": [SilentMeter(str(ids[m]), days[last].isoformat(), n) for m, last, n in fleet.silent],
+            "known_fleet": fleet.known_fleet,
+            "new_meters": sorted(str(ids[m]) for m in fleet.new),
+            "returning_meters": sorted(str(ids[m]) for m in fleet.returning),
+        }
 
     def run(self) -> Manifest:
         for d in range(self.config.days):
@@ -382,6 +403,13 @@ class _Run:
                 GapFault(str(self.fleet.meter_ids[gap.meter]), silent, self.gap_dates[gap.meter]))
             if not self.gap_dates[gap.meter]:
                 raise GeneratorError(f"gap meter {self.fleet.meter_ids[gap.meter]} is never flagged")
+        for quiet in self.plan.silences:
+            last = self.config.days - 1 if quiet.last_day is None else quiet.last_day
+            self.manifest.faults.silences.append(SilenceFault(
+                str(self.fleet.meter_ids[quiet.meter]),
+                [self.days[k].isoformat() for k in range(quiet.first_day, last + 1)],
+                None if quiet.last_day is None else self.days[quiet.last_day + 1].isoformat(),
+                self.gap_dates[quiet.meter]))
         files = self.manifest.files
         self.manifest.totals = {
             "files": len(files),

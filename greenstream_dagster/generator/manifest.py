@@ -68,6 +68,21 @@ class GapFault:
 
 
 @dataclass
+class SilenceFault:
+    meter_id: str
+    silent_dates: list[str]  # days without any row
+    returns_on: str | None  # first day it reports again; None: never within the data
+    gap_dates: list[str]  # days the communication-gap rule flags it after its return
+
+
+@dataclass
+class SilentMeter:
+    meter_id: str
+    last_seen: str
+    silent_days: int
+
+
+@dataclass
 class QuarantinedRow:
     code: str
     date: str
@@ -146,6 +161,7 @@ class Faults:
     stuck: list[StuckFault] = field(default_factory=list)
     spikes: list[SpikeFault] = field(default_factory=list)
     gaps: list[GapFault] = field(default_factory=list)
+    silences: list[SilenceFault] = field(default_factory=list)
 
 
 @dataclass
@@ -162,6 +178,14 @@ class PartitionExpectation:
     stuck_meters: list[str]
     spike_readings: list[dict]  # {"meter_id", "timestamp"}
     gap_meters: list[str]
+    # SPEC §3a, with the look-back clipped at the first generated day.
+    silent_meters: list[SilentMeter] = field(default_factory=list)  # longest silent first, then id
+    known_fleet: int = 0  # meters seen in the look-back
+    new_meters: list[str] = field(default_factory=list)
+    returning_meters: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.silent_meters = [s if isinstance(s, SilentMeter) else SilentMeter(**s) for s in self.silent_meters]
 
 
 @dataclass
@@ -208,6 +232,7 @@ class Manifest:
             stuck=[StuckFault(**f) for f in faults.get("stuck", [])],
             spikes=[SpikeFault(**f) for f in faults.get("spikes", [])],
             gaps=[GapFault(**f) for f in faults.get("gaps", [])],
+            silences=[SilenceFault(**f) for f in faults.get("silences", [])],
         )
         return cls(**values)
 

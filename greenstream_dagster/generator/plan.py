@@ -39,6 +39,13 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class Silence:
+    meter: int
+    first_day: int  # no row at all from this day
+    last_day: int | None  # through this day; None: never reports again
+
+
+@dataclass(frozen=True)
 class RowInjection:
     """A validation issue, revision or duplicate on one reading (meter, day, slot)."""
 
@@ -60,6 +67,7 @@ class InjectionPlan:
     stuck: list[Stuck] = field(default_factory=list)
     spikes: list[Spike] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    silences: list[Silence] = field(default_factory=list)
     validation: list[RowInjection] = field(default_factory=list)
     revisions: list[RowInjection] = field(default_factory=list)
     duplicates: list[RowInjection] = field(default_factory=list)
@@ -69,7 +77,7 @@ class InjectionPlan:
         return [item for item in items if item.day == day]
 
     def dedicated_meters(self) -> set[int]:
-        groups = (self.stuck, self.spikes, self.gaps, self.validation, self.revisions, self.duplicates)
+        groups = (self.stuck, self.spikes, self.gaps, self.silences, self.validation, self.revisions, self.duplicates)
         return {item.meter for group in groups for item in group}
 
 
@@ -84,6 +92,11 @@ def plan_injections(config: GeneratorConfig) -> InjectionPlan:
                                  int(rng.integers(0, SLOTS_PER_DAY)), float(rng.uniform(20, 50))))
     for _ in range(config.gap_meters):
         plan.gaps.append(Gap(next(meters), int(rng.integers(0, config.days - config.gap_days))))
+    for _ in range(config.silent_meters):
+        first = int(rng.integers(1, config.days - config.silent_days))
+        plan.silences.append(Silence(next(meters), first, first + config.silent_days - 1))
+    for _ in range(config.vanished_meters):
+        plan.silences.append(Silence(next(meters), int(rng.integers(1, config.days)), None))
     for day in range(config.days):
         for kind in VALIDATION_KINDS:
             for _ in range(config.validation_rows):

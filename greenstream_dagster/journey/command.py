@@ -17,6 +17,7 @@ import os
 import sys
 from datetime import date, datetime, timezone
 
+import adbc_driver_manager
 import psycopg
 
 from greenstream_dagster.services.dagster_instance import dagster_storage_url
@@ -47,7 +48,8 @@ def register(subparsers) -> None:
     parser.add_argument("--record-id", help="the reading's record_id (64 hex characters)")
     parser.add_argument("--date", help="with --record-id: the reading's partition day YYYY-MM-DD, if known "
                         "(record_id is not indexed; without it the hot days are searched newest first)")
-    parser.add_argument("--meter", help="meter_id of the interval key, with --timestamp")
+    parser.add_argument("--meter", help="meter_id of the interval key, with --timestamp; alone: the meter's "
+                        "registry entry and recent silent days")
     parser.add_argument("--timestamp", help="reading time, ISO 8601 (2024-04-15T18:45:00Z; no offset means UTC)")
     parser.add_argument("--source-key", help="landing object key raw-data/YYYY-MM-DD/…, with --line")
     parser.add_argument("--line", type=int, help="physical line in the decompressed file (the header is line 1)")
@@ -56,6 +58,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.meter is not None and args.timestamp is None and args.record_id is None \
+            and args.source_key is None and args.line is None and args.date is None:
+        return _meter(args)
     question = _question(args)
     if isinstance(question, str):
         print(f"{PROG}: {question}", file=sys.stderr)
@@ -89,6 +94,23 @@ def run(args) -> int:
         print(json.dumps(facts, indent=2, ensure_ascii=False))
     else:
         print(render(journey), end="")
+    return 0
+
+
+def _meter(args) -> int:
+    """The fleet's view of one meter (SPEC §3a): its registry entry and recent silent days."""
+    from greenstream_dagster.journey.meter_story import meter_facts, render_meter
+
+    with resolve_services(load_settings()) as services:
+        try:
+            facts = meter_facts(services.database_url, args.meter.strip())
+        except (psycopg.errors.UndefinedTable, adbc_driver_manager.ProgrammingError):
+            facts = None  # no fleet tables yet: nothing materialized
+    if facts is None:
+        print(f"{PROG}: meter {args.meter.strip()!r} is not in the registry (no placeable row on a "
+              "materialized day)", file=sys.stderr)
+        return 1
+    print(json.dumps(facts, indent=2) if args.json else render_meter(facts), end="\n" if args.json else "")
     return 0
 
 

@@ -26,6 +26,8 @@ class RulesConfig:
     spike_sigmas: float = 4.0
     spike_min_readings: int = 96
     gap_max_missing_rate: float = 0.20
+    # §3a fleet: a meter seen on one of the days D-30..D-1 and not on D is silent on D.
+    silent_lookback_days: int = 30
 
     def __post_init__(self) -> None:
         if self.hemisphere not in ("north", "south"):
@@ -36,3 +38,5 @@ class RulesConfig:
             raise ValueError("peak_start must be before peak_end")
         if self.window_days < 1:
             raise ValueError("window_days must be at least 1")
+        if self.silent_lookback_days < 1:
+            raise ValueError("silent_lookback_days must be at least 1")

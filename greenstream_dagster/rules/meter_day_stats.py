@@ -27,7 +27,8 @@ METER_DAY_STATS_COLUMNS: dict[str, pl.DataType] = {
 
 
 def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
-    """Winning readings (any number of days) → one row per meter and day."""
+    """Winning readings (any number of days) → one row per meter and day: METER_DAY_STATS_COLUMNS,
+    and `last_reading_ts`, the meter's presence on the day for the registry (SPEC §3a)."""
     usable_kw = pl.col("value_kw").filter(is_usable())
     return (
         readings.group_by("meter_id", "partition_date")
@@ -37,6 +38,8 @@ def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
             # Sum of squared deviations from the day's mean: var(ddof=0) × n.
             (usable_kw.var(ddof=0) * usable_kw.len()).alias("usable_m2"),
             (pl.col("reading_ts").dt.epoch("s") // SLOT_SECONDS).n_unique().alias("slots"),
+            # For the meter registry (§3a); not part of the window's statistics.
+            pl.col("reading_ts").max().alias("last_reading_ts"),
         )
         .with_columns(pl.col("usable_m2").fill_null(0.0))
         .cast(METER_DAY_STATS_COLUMNS)

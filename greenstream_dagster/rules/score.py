@@ -43,7 +43,7 @@ def score_partition(
 ) -> Scored:
     """Score day D's readings; `history_stats` (METER_DAY_STATS_COLUMNS of other days) fills the window."""
     window = fault_window(partition_date, config)
-    frames = [meter_day_stats(readings.lazy())]
+    frames = [meter_day_stats(readings.lazy()).select(list(METER_DAY_STATS_COLUMNS))]
     if history_stats is not None:
         frames.append(history_stats.lazy().select(list(METER_DAY_STATS_COLUMNS)))
     in_window = pl.concat(frames).filter(

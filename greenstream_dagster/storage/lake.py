@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 
 from greenstream_dagster.rules.schemas import LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
+from greenstream_dagster.rules.silent_meters import SILENT_COLUMNS
 
 LAKE_PREFIX = "analytics/"
 PART_NAME = "part-0.parquet"
@@ -45,11 +46,12 @@ DICTIONARY_PAGE_BYTES = 8 * 1024 * 1024
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "readings": LAKE_READING_COLUMNS,
     "meter_daily": METER_DAILY_COLUMNS,
+    "silent_meters": SILENT_COLUMNS,  # SPEC §3a, beside meter_daily
 }
-_SORT_KEYS = {"readings": ["meter_id", "reading_ts"], "meter_daily": ["meter_id"]}
-_DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date"}
+_SORT_KEYS = {"readings": ["meter_id", "reading_ts"], "meter_daily": ["meter_id"], "silent_meters": ["meter_id"]}
+_DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date", "silent_meters": "partition_date"}
 # Monotonic or near-monotonic integers within a meter: deltas are tiny.
-_DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": []}
+_DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": [], "silent_meters": []}
 
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
 

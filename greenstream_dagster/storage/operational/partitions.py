@@ -14,7 +14,8 @@ from datetime import date, timedelta
 import psycopg
 from psycopg import sql
 
-DAY_PARTITIONED_TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files")
+DAY_PARTITIONED_TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files",
+                          "meter_presence", "silent_meters")  # the last two: the fleet (0003_fleet.sql)
 _BOUND = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
 _LOCK = "greenstream.day_partitions"
 
