@@ -3,9 +3,10 @@
 Each resource reads the SPEC §8 environment at run time (so secrets never sit
 in run config or the UI) and falls back to the embedded servers when nothing
 is configured, exactly like the command line. Configured services are not
-probed here (the commands probe them at start): an outage during a run is a
-storage fault that the step retries. Fields override the
-environment, which is what tests and the launchpad use.
+probed here (the commands and the code location's load probe them at start,
+see defs/code_location_start.py): an outage during a run is a storage fault
+that the step retries. Fields override the environment, which is what tests
+and the launchpad use.
 """
 
 from __future__ import annotations
