@@ -53,9 +53,9 @@ def s3_where(endpoint_url: str | None) -> str:
     return safe_url(endpoint_url) if endpoint_url else "AWS S3"
 
 
-def s3_fault(error: Exception, endpoint_url: str | None, bucket: str) -> ConfigurationError:
+def s3_fault(error: Exception, endpoint_url: str | None, bucket: str, where: str | None = None) -> ConfigurationError:
     """The setting an S3 client error points at."""
-    where = s3_where(endpoint_url)
+    where = where or s3_where(endpoint_url)
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return ConfigurationError(
             "AWS_ACCESS_KEY_ID", f"no S3 credentials found for {where}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
@@ -119,13 +119,23 @@ def fault_reason(error: Exception, database_url: str | None, limit: int = REASON
 def storage_fault(error: Exception, *, endpoint_url: str | None, bucket: str, database_url: str | None) -> str:
     """One line for a storage fault that outlived its retries: the setting it most likely points at."""
     if isinstance(error, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
-        named = s3_fault(error, endpoint_url, bucket)
-        origin = "" if endpoint_url else " (unset: the embedded S3)"
+        where = None
+        if endpoint_url is None:  # the embedded server: its address is only in the error, if anywhere
+            seen = getattr(error, "kwargs", {}).get("endpoint_url")
+            parsed = urlparse(seen or "")
+            where = f"the embedded S3 at {parsed.hostname}:{parsed.port}" if parsed.hostname else "the embedded S3"
+        named = s3_fault(error, endpoint_url, bucket, where)
+        origin = "" if endpoint_url else " (unset)"
     elif isinstance(error, psycopg.Error) or type(error).__module__.startswith("adbc_driver"):
-        if database_url is None:
-            return f"{DATABASE_SETTING}: PostgreSQL failed: {fault_reason(error, None)}"
-        named = database_fault(error, database_url)
         origin = ""
+        if database_url is None:  # the embedded server: where it was is in the failed connection, if anywhere
+            origin = " (unset)"
+            pgconn = getattr(error, "pgconn", None)
+            host, port = (getattr(pgconn, "host", b"") or b"", getattr(pgconn, "port", b"") or b"")
+            if not host:
+                return f"{DATABASE_SETTING}{origin}: the embedded PostgreSQL failed: {fault_reason(error, None)}"
+            database_url = f"postgresql://{host.decode(errors='replace')}:{port.decode(errors='replace') or 5432}/"
+        named = database_fault(error, database_url)
     else:
         return f"{S3_SETTING} or {DATABASE_SETTING}: a service failed: {type(error).__name__}: {fault_reason(error, database_url)}"
     setting, problem = str(named).split(": ", 1)
