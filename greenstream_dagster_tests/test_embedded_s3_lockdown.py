@@ -186,6 +186,12 @@ def test_no_listener_serves_writes_or_deletes_the_data_without_credentials(store
         for path in (f"/col/delete?collection={bucket}", "/dir/assign", "/vol/vacuum", "/submit"):
             answer = _http(port, "GET", path, None, unix)
             assert answer is None or answer[0] >= 400, (target, path, answer)
+        for action in ("ListUsers", "CreateUser&UserName=intruder", "CreateAccessKey&UserName=greenstream"):
+            answer = _http(port, "POST", "/", f"Action={action}".encode(), unix)  # the gateway's IAM API
+            name = action.split("&")[0].encode()
+            assert answer is None or answer[0] >= 400 or (
+                b"<" + name + b"Response" not in answer[1] and b"SecretAccessKey" not in answer[1]
+            ), (target, action, answer)
         address = f"127.0.0.1:{port}" if port else f"unix:{unix}"
         for method, request in GRPC_CALLS:
             with pytest.raises(grpc.RpcError):

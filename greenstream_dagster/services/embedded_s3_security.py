@@ -105,6 +105,8 @@ def write_security_config(data_dir: Path) -> Path:
     folder.chmod(0o700)
     write_key, read_key = (_key(folder, name) for name in _KEYS)
     ca, cert, key = _certificates(folder)
+    # Tokens live 60 s (weed's default is 10): a chunk write on a busy two-core machine can
+    # start more than 10 s after its assignment; they only ever reach weed's own components.
     lines = [
         "[jwt.signing]", f'key = "{write_key}"', "expires_after_seconds = 60",
         "[jwt.signing.read]", f'key = "{read_key}"', "expires_after_seconds = 60",
