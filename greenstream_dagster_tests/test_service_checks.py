@@ -58,6 +58,12 @@ FAULTS = [
      "GREENSTREAM_DATABASE_URL"),
     ("wrong database password", lambda env: {"GREENSTREAM_DATABASE_URL": _with_password(env["GREENSTREAM_DATABASE_URL"], PASSWORD)},
      "GREENSTREAM_DATABASE_URL"),
+    ("database URL pointing at the S3 port", lambda env: {
+        "GREENSTREAM_DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:{urlsplit(env['GREENSTREAM_S3_ENDPOINT_URL']).port}/db"},
+     "GREENSTREAM_DATABASE_URL"),
+    ("S3 endpoint pointing at the PostgreSQL port", lambda env: {
+        "GREENSTREAM_S3_ENDPOINT_URL": f"http://127.0.0.1:{urlsplit(env['GREENSTREAM_DATABASE_URL']).port}"},
+     "GREENSTREAM_S3_ENDPOINT_URL"),
     ("missing database", lambda env: {"GREENSTREAM_DATABASE_URL": env["GREENSTREAM_DATABASE_URL"].rsplit("/", 1)[0] + "/nosuchdb"},
      "GREENSTREAM_DATABASE_URL"),
 ]
@@ -150,6 +156,18 @@ def test_run_workers_leave_an_outage_to_the_retries(good_env):
 def test_a_malformed_setting_fails_even_in_a_run_worker(good_env):
     loaded = _import_definitions({**good_env, "GREENSTREAM_MAX_KW": "nan"}, "dagster", "api", "execute_run", "{}")
     assert loaded.returncode == 3 and loaded.stdout.startswith("GREENSTREAM_MAX_KW: ")
+
+
+def test_an_unusable_data_folder_names_its_setting(good_env, tmp_path):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    env = {k: v for k, v in good_env.items() if k != "GREENSTREAM_S3_ENDPOINT_URL"}
+    env["GREENSTREAM_DATA_DIR"] = str(in_the_way)
+    result = subprocess.run([sys.executable, "-m", "greenstream_dagster.cli", "services"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("greenstream: configuration error: GREENSTREAM_DATA_DIR: the embedded S3 cannot keep")
+    assert result.stderr.count("\n") == 1
 
 
 def test_with_nothing_configured_importing_the_definitions_starts_nothing(tmp_path):

@@ -25,7 +25,7 @@ import psycopg
 from greenstream_dagster.services import embedded_s3
 from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
 from greenstream_dagster.services.embedded_s3 import EmbeddedS3
-from greenstream_dagster.services.service_faults import database_fault, s3_fault, s3_where
+from greenstream_dagster.services.service_faults import database_fault, one_line, s3_fault, s3_where
 from greenstream_dagster.settings import ConfigurationError, Settings
 from greenstream_dagster.storage.s3 import make_s3_client
 
@@ -130,6 +130,17 @@ def _resolve_database(settings: Settings, servers: list, embedded: list[str]) ->
 
 
 def _start(server, servers: list, setting: str, what: str) -> str:
+    try:
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = server.data_dir / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:  # a file in the way, a read-only disk, no permission
+        raise ConfigurationError(
+            "GREENSTREAM_DATA_DIR",
+            f"the embedded {what} cannot keep its data in {one_line(str(server.data_dir))}: "
+            f"{one_line(error.strerror or type(error).__name__)}",
+        ) from None
     try:
         url = server.start()
     except Exception as error:  # the embedded servers' own errors name their log
