@@ -1,7 +1,8 @@
 """The code location (`dagster … -m greenstream_dagster.definitions`): it only assembles.
 
-Settings are read and validated here, at load, so bad configuration stops the
-code location with a message naming the setting.
+Settings are read and validated here, at load, and the configured services
+checked (defs/code_location_start.py says in which processes), so bad
+configuration stops the code location with one line naming the setting.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from greenstream_dagster.defs.automation import build_late_data_sensor
+from greenstream_dagster.defs.code_location_start import settings_at_load
 from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, replay_dead_letters
 from greenstream_dagster.defs.fault_checks import build_fault_checks
 from greenstream_dagster.defs.fleet_assets import build_fleet_assets
@@ -20,7 +22,7 @@ from greenstream_dagster.defs.resources import OperationalStoreResource, RulesRe
 from greenstream_dagster.defs.schedules import build_schedules
 from greenstream_dagster.defs.sensors import build_raw_file_sensor
 from greenstream_dagster.defs.store_assets import build_store_assets
-from greenstream_dagster.settings import Settings, load_settings
+from greenstream_dagster.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -53,4 +55,4 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_settings())
+defs = build_definitions(settings_at_load())

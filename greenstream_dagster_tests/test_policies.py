@@ -31,10 +31,29 @@ def test_storage_faults_request_a_retry_with_the_spec_delay(error):
         assert raised.value.max_retries == MAX_RETRIES
 
 
-def test_after_the_last_retry_the_fault_surfaces():
-    with pytest.raises(psycopg.OperationalError):
+def test_after_the_last_retry_the_fault_names_the_setting_in_one_line(monkeypatch):
+    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", "postgresql://greenstream:pa55-word@127.0.0.1:5999/greenstream")
+    with pytest.raises(dg.Failure) as raised:
         with retry_storage_faults(Context(MAX_RETRIES)):
-            raise psycopg.OperationalError("still down")
+            raise psycopg.OperationalError('connection to server at "127.0.0.1", port 5999 failed: '
+                                           "Connection refused\n\tIs the server running? pa55-word")
+    description = raised.value.description
+    assert description.startswith("storage fault after 3 retries: GREENSTREAM_DATABASE_URL: ")
+    assert "127.0.0.1:5999" in description and "refused the connection" in description
+    assert "\n" not in description and "pa55-word" not in description
+    assert "pa55-word" not in str(raised.value.metadata["error"].value)
+
+
+def test_an_exhausted_s3_fault_names_the_endpoint_setting(monkeypatch):
+    monkeypatch.setenv("GREENSTREAM_S3_ENDPOINT_URL", "http://127.0.0.1:5998")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with pytest.raises(dg.Failure) as raised:
+        with retry_storage_faults(Context(MAX_RETRIES)):
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:5998/b/k")
+    assert raised.value.description == (
+        "storage fault after 3 retries: GREENSTREAM_S3_ENDPOINT_URL: no S3 server answers at "
+        "http://127.0.0.1:5998 (EndpointConnectionError)")
 
 
 def test_a_bug_in_the_rules_is_not_retried():

@@ -54,13 +54,22 @@ def test_a_wrong_secret_names_the_secret_setting_but_not_its_value(s3_env):
     assert "wrong-secret-value" not in str(error.value)
 
 
-def test_a_configured_endpoint_is_used_and_a_missing_bucket_created(s3_env, s3_client):
-    s3_client.delete_bucket(Bucket=s3_env["GREENSTREAM_BUCKET"])
+def test_a_configured_endpoint_is_used_as_is(s3_env):
     with resolve_services(load_settings(s3_env), database=False) as services:
         assert services.embedded == ()
         assert services.s3_endpoint_url == s3_env["GREENSTREAM_S3_ENDPOINT_URL"]
-        s3_client.head_bucket(Bucket=services.bucket)
         assert services.environment() == s3_env
+
+
+def test_a_missing_bucket_on_a_configured_endpoint_names_the_bucket_and_is_not_created(s3_env, s3_client):
+    s3_client.delete_bucket(Bucket=s3_env["GREENSTREAM_BUCKET"])
+    with pytest.raises(ConfigurationError) as error:
+        resolve_services(load_settings(s3_env), database=False)
+    assert error.value.setting == "GREENSTREAM_BUCKET"
+    assert s3_env["GREENSTREAM_BUCKET"] in str(error.value)
+    names = {b["Name"] for b in s3_client.list_buckets()["Buckets"]}
+    assert s3_env["GREENSTREAM_BUCKET"] not in names
+    s3_client.create_bucket(Bucket=s3_env["GREENSTREAM_BUCKET"])  # for the fixture's clean-up
 
 
 def test_an_unreachable_database_names_the_setting_and_hides_the_password():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import uuid
 
 import pytest
 
@@ -85,3 +86,16 @@ def test_a_missing_folder_is_an_error(monkeypatch, tmp_path, s3_env, capsys):
     args = _parse(["upload", str(tmp_path / "nowhere")])
     assert args.func(args) == 2
     assert "nowhere is not a folder" in capsys.readouterr().err
+
+
+def test_a_missing_bucket_is_named_and_not_created(monkeypatch, tmp_path, s3_env, s3_client, landing_folder, capsys):
+    from greenstream_dagster.cli import main
+
+    folder, _ = landing_folder
+    missing = f"missing-{uuid.uuid4().hex[:12]}"
+    _configure(monkeypatch, {**s3_env, "GREENSTREAM_BUCKET": missing}, tmp_path)
+    assert main(["upload", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"greenstream: configuration error: GREENSTREAM_BUCKET: bucket '{missing}' does not exist")
+    assert err.count("\n") == 1
+    assert missing not in {b["Name"] for b in s3_client.list_buckets()["Buckets"]}

@@ -15,6 +15,8 @@ import dagster as dg
 import psycopg
 
 from greenstream_dagster.defs.metadata import Stopwatch
+from greenstream_dagster.services.service_faults import fault_reason, storage_fault
+from greenstream_dagster.settings import load_settings
 
 MAX_RETRIES = 3
 FIRST_DELAY_SECONDS = 2
@@ -45,9 +47,21 @@ def retry_storage_faults(context):
     except STORAGE_ERRORS as error:
         retry = context.retry_number
         if retry >= MAX_RETRIES:
-            raise
+            raise _exhausted(error) from None
         context.log.warning(f"storage fault, retry {retry + 1} of {MAX_RETRIES} in {backoff_seconds(retry)} s: {error}")
         raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=backoff_seconds(retry)) from error
+
+
+def _exhausted(error: Exception) -> dg.Failure:
+    """The last failure names the setting most likely at fault, in one bounded line, instead of
+    a driver's traceback; the driver's own words stay in the metadata."""
+    settings = load_settings()
+    return dg.Failure(
+        description=f"storage fault after {MAX_RETRIES} retries: " + storage_fault(
+            error, endpoint_url=settings.s3_endpoint_url, bucket=settings.bucket, database_url=settings.database_url),
+        metadata={"error": f"{type(error).__name__}: {fault_reason(error, settings.database_url, limit=1000)}"},
+        allow_retries=False,
+    )
 
 
 # Checked assets run one partition per run, so a range backfill splits per day:

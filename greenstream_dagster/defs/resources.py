@@ -3,22 +3,24 @@
 Each resource reads the SPEC §8 environment at run time (so secrets never sit
 in run config or the UI) and falls back to the embedded servers when nothing
 is configured, exactly like the command line. Configured services are not
-probed here (the commands probe them at start): an outage during a run is a
-storage fault that the step retries. Fields override the
-environment, which is what tests and the launchpad use.
+probed here (the commands and the code location's load probe them at start,
+see defs/code_location_start.py): an outage during a run is a storage fault
+that the step retries. Fields override the environment, which is what tests
+and the launchpad use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from datetime import date, time
 
 import dagster as dg
 
-from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.config import RulesConfig, RulesConfigError
 from greenstream_dagster.services.runtime import ResolvedServices, resolve_services
-from greenstream_dagster.settings import Settings, load_settings
+from greenstream_dagster.settings import ConfigurationError, Settings, load_settings
 from greenstream_dagster.storage.operational.migrate import apply_migrations
 from greenstream_dagster.storage.s3 import s3_client
 
@@ -108,20 +110,43 @@ class RulesResource(dg.ConfigurableResource):
         return cls(**values, check_warn_share=settings.check_warn_share,
                    silent_warn_share=settings.silent_warn_share)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Values overridden in a run's config are checked when the run starts, as the
+        environment's are at load: a NaN threshold would silently switch its rule off."""
+        self.config()
+
     def config(self) -> RulesConfig:
-        return RulesConfig(
-            partitions_start=date.fromisoformat(self.partitions_start),
-            min_kw=self.min_kw,
-            max_kw=self.max_kw,
-            timezone=self.timezone,
-            peak_start=time.fromisoformat(self.peak_start),
-            peak_end=time.fromisoformat(self.peak_end),
-            hemisphere=self.hemisphere,
-            window_days=self.window_days,
-            stuck_variance_kw2=self.stuck_variance_kw2,
-            stuck_min_readings=self.stuck_min_readings,
-            spike_sigmas=self.spike_sigmas,
-            spike_min_readings=self.spike_min_readings,
-            gap_max_missing_rate=self.gap_max_missing_rate,
-            silent_lookback_days=self.silent_lookback_days,
-        )
+        """The checked RulesConfig; a bad value raises ConfigurationError naming its run config field."""
+        for name in ("check_warn_share", "silent_warn_share"):
+            share = getattr(self, name)
+            if not (math.isfinite(share) and 0 <= share <= 1):
+                raise ConfigurationError(f"{_RUN_CONFIG}.{name}", f"is a share: must be from 0 to 1, got {share!r}")
+        try:
+            return RulesConfig(
+                partitions_start=_parsed(date.fromisoformat, self.partitions_start, "partitions_start"),
+                min_kw=self.min_kw,
+                max_kw=self.max_kw,
+                timezone=self.timezone,
+                peak_start=_parsed(time.fromisoformat, self.peak_start, "peak_start"),
+                peak_end=_parsed(time.fromisoformat, self.peak_end, "peak_end"),
+                hemisphere=self.hemisphere,
+                window_days=self.window_days,
+                stuck_variance_kw2=self.stuck_variance_kw2,
+                stuck_min_readings=self.stuck_min_readings,
+                spike_sigmas=self.spike_sigmas,
+                spike_min_readings=self.spike_min_readings,
+                gap_max_missing_rate=self.gap_max_missing_rate,
+                silent_lookback_days=self.silent_lookback_days,
+            )
+        except RulesConfigError as error:
+            raise ConfigurationError(f"{_RUN_CONFIG}.{error.field}", error.problem) from None
+
+
+_RUN_CONFIG = "resources.rules.config"  # where the launchpad holds these fields
+
+
+def _parsed(parse, text: str, field: str):
+    try:
+        return parse(text)
+    except ValueError:
+        raise ConfigurationError(f"{_RUN_CONFIG}.{field}", f"cannot read {text[:40]!r}") from None

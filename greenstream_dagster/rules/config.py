@@ -1,9 +1,34 @@
-"""Thresholds and windows of the rules, with the spec's defaults (SPEC §2–4)."""
+"""Thresholds and windows of the rules, with the spec's defaults (SPEC §2–4).
+
+Every value is checked when a RulesConfig is made, wherever it comes from (the
+environment, a run's config in the launchpad, a test): a NaN threshold would
+silently switch its rule off (every comparison with NaN is false), an infinite
+one too, and a time zone Polars does not know would fail the first day at
+enrichment. `RulesConfigError.field` names the offending field so the caller
+can name the setting it came from.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import date, time
+from functools import lru_cache
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+# Days before this are not smart-meter data; it also keeps D-6 window arithmetic far from date.min.
+EARLIEST_PARTITIONS_START = date(1970, 1, 1)
+
+
+class RulesConfigError(ValueError):
+    """A rules value no rule can work with; `field` is the RulesConfig field."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -30,13 +55,68 @@ class RulesConfig:
     silent_lookback_days: int = 30
 
     def __post_init__(self) -> None:
-        if self.hemisphere not in ("north", "south"):
-            raise ValueError(f"hemisphere must be 'north' or 'south', got {self.hemisphere!r}")
-        if self.min_kw > self.max_kw:
-            raise ValueError(f"min_kw ({self.min_kw}) is above max_kw ({self.max_kw})")
-        if self.peak_start >= self.peak_end:
-            raise ValueError("peak_start must be before peak_end")
-        if self.window_days < 1:
-            raise ValueError("window_days must be at least 1")
-        if self.silent_lookback_days < 1:
-            raise ValueError("silent_lookback_days must be at least 1")
+        check_rules(self)
+
+
+def _finite(config: RulesConfig, name: str) -> float:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RulesConfigError(name, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise RulesConfigError(name, f"must be a finite number, got {value!r}")
+    return value
+
+
+def _count(config: RulesConfig, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RulesConfigError(name, f"expected a whole number, got {value!r}")
+    if value < minimum:
+        raise RulesConfigError(name, f"must be at least {minimum}, got {value}")
+
+
+def check_timezone(name: str, zone: object) -> None:
+    """A zone both the standard library and Polars know (`right/UTC`, `posixrules` are only the former's)."""
+    if not isinstance(zone, str) or not zone or not _known_zone(zone):
+        raise RulesConfigError(name, f"unknown time zone {zone!r}")
+
+
+@lru_cache(maxsize=64)
+def _known_zone(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+        pl.Series([datetime(2024, 1, 1)]).dt.replace_time_zone("UTC").dt.convert_time_zone(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError, pl.exceptions.PolarsError):
+        return False
+    return True
+
+
+def check_rules(config: RulesConfig) -> None:
+    """Raise RulesConfigError for the first value no rule can work with."""
+    if not isinstance(config.partitions_start, date) or config.partitions_start < EARLIEST_PARTITIONS_START:
+        raise RulesConfigError("partitions_start", f"must be a date from {EARLIEST_PARTITIONS_START} on, "
+                                                   f"got {config.partitions_start!r}")
+    min_kw, max_kw = _finite(config, "min_kw"), _finite(config, "max_kw")
+    if min_kw > max_kw:
+        raise RulesConfigError("min_kw", f"{min_kw} is above the maximum {max_kw}")
+    check_timezone("timezone", config.timezone)
+    for name in ("peak_start", "peak_end"):
+        value = getattr(config, name)
+        if not isinstance(value, time) or value.tzinfo is not None:
+            raise RulesConfigError(name, f"expected a local time of day without offset, got {value!r}")
+    if config.peak_start >= config.peak_end:
+        raise RulesConfigError("peak_start", "must be before the end of the peak window")
+    if config.hemisphere not in ("north", "south"):
+        raise RulesConfigError("hemisphere", f"must be 'north' or 'south', got {config.hemisphere!r}")
+    _count(config, "window_days", 1)
+    # A variance or a sigma of 0 or less flags every meter or every reading above the mean.
+    if _finite(config, "stuck_variance_kw2") <= 0:
+        raise RulesConfigError("stuck_variance_kw2", f"must be above 0, got {config.stuck_variance_kw2}")
+    if _finite(config, "spike_sigmas") <= 0:
+        raise RulesConfigError("spike_sigmas", f"must be above 0, got {config.spike_sigmas}")
+    # A sample variance (ddof = 1) needs two readings.
+    _count(config, "stuck_min_readings", 2)
+    _count(config, "spike_min_readings", 2)
+    if not 0 <= _finite(config, "gap_max_missing_rate") <= 1:
+        raise RulesConfigError("gap_max_missing_rate", f"is a share: must be from 0 to 1, got {config.gap_max_missing_rate}")
+    _count(config, "silent_lookback_days", 1)

@@ -4,11 +4,15 @@ Used when `GREENSTREAM_S3_ENDPOINT_URL` is unset, so a laptop or a test session
 needs nothing but the project's own dependencies. The server binds loopback
 only, on free ports picked here for every listener it opens (HTTP and gRPC of
 master, volume, filer and S3 gateway; Iceberg and Lance listeners off), with
-its data, config and log under `data_dir`:
+its data, config and log under `data_dir`. Only the S3 gateway serves data
+without further secrets: the filer's HTTP and the master's HTTP API are off,
+volume reads and writes need signed tokens, and gRPC is mutual TLS
+(embedded_s3_security.py says why):
 
     master/     raft state and the filer's LevelDB metadata
     volumes/    object bytes (one SeaweedFS collection per bucket)
     s3.json     the local identity      ports.json  the ports of the last start
+    security.toml, security/   signing keys, CA and certificate (owner only)
     weed.pid    the running server      start.lock  one starter at a time
     weed.log    the server log, named in every start error
 
@@ -48,6 +52,8 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from greenstream_dagster.services.embedded_s3_security import write_security_config
 
 ACCESS_KEY_ID = "greenstream"
 SECRET_ACCESS_KEY = "greenstream-local"
@@ -231,6 +237,7 @@ class EmbeddedS3:
         config = self.data_dir / "s3.json"
         config.write_text(json.dumps(_s3_config()))
         config.chmod(0o600)
+        write_security_config(self.data_dir)
         self._rotate_log()
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
@@ -292,6 +299,9 @@ class EmbeddedS3:
             "-master.telemetry=false", "-master.volumeSizeLimitMB=1024",
             f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume_grpc}",
             "-volume.max=100", "-volume.preStopSeconds=0",
+            # No unauthenticated path to the data (embedded_s3_security): the master's HTTP API
+            # and the filer's HTTP are off; the gateway uses their gRPC (mutual TLS).
+            "-disableHttp", "-filer.disableHttp",
             "-filer", f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
             "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -330,13 +340,15 @@ class EmbeddedS3:
         )
 
     def _has_volume_server(self) -> bool:
-        url = f"http://{LOOPBACK}:{self._ports.master}/dir/status"
+        """The master's status page lists the volume server once it has joined (its HTTP API,
+        `/dir/status`, is off: see embedded_s3_security)."""
+        url = f"http://{LOOPBACK}:{self._ports.master}/"
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                status = json.load(response)
-        except (OSError, ValueError):
+                page = response.read().decode(errors="replace")
+        except OSError:
             return False
-        return status.get("Topology", {}).get("Max", 0) > 0
+        return f"{LOOPBACK}:{self._ports.volume}" in page
 
     def _running_ports(self) -> _Ports | None:
         """Ports of a live weed started by another process on this data_dir, else None."""

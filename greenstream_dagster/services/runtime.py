@@ -3,9 +3,12 @@
 One code path for every environment: a configured endpoint or database URL is
 used as is; an unset one is replaced by the embedded server under the
 settings' data folder (`<data_dir>/s3`, `<data_dir>/postgres`). Either way the
-service is checked before anything runs, so bad configuration fails at start
-with a ConfigurationError that names the setting — never with a stack trace
-from the first asset, and never echoing a secret.
+service is checked before anything runs — the endpoint answers, the
+credentials are accepted, the bucket exists, the database accepts the URL's
+user and password — so bad configuration fails at start with a
+ConfigurationError that names the setting, never with a stack trace from the
+first asset, and never echoing a secret. Only the embedded server's bucket is
+created here.
 
 The embedded servers started here stop with `close()` (or the `with` block).
 A server another process already started on the same data folder is reused
@@ -16,14 +19,13 @@ later process that resolves the same settings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
-
 import botocore.exceptions
 import psycopg
 
 from greenstream_dagster.services import embedded_s3
 from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
 from greenstream_dagster.services.embedded_s3 import EmbeddedS3
+from greenstream_dagster.services.service_faults import database_fault, one_line, s3_fault, s3_where
 from greenstream_dagster.settings import ConfigurationError, Settings
 from greenstream_dagster.storage.s3 import make_s3_client
 
@@ -114,7 +116,7 @@ def _resolve_s3(settings: Settings, servers: list, embedded: list[str]) -> tuple
         endpoint = _start(EmbeddedS3(settings.data_dir / "s3"), servers, _S3_URL, "S3")
         key_id, secret = embedded_s3.ACCESS_KEY_ID, embedded_s3.SECRET_ACCESS_KEY
         embedded.append("s3")
-    ensure_bucket(endpoint, key_id, secret, settings.aws_region, settings.bucket)
+    check_s3(endpoint, key_id, secret, settings.aws_region, settings.bucket, create_missing="s3" in embedded)
     return endpoint, key_id, secret
 
 
@@ -129,6 +131,17 @@ def _resolve_database(settings: Settings, servers: list, embedded: list[str]) ->
 
 def _start(server, servers: list, setting: str, what: str) -> str:
     try:
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = server.data_dir / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:  # a file in the way, a read-only disk, no permission
+        raise ConfigurationError(
+            "GREENSTREAM_DATA_DIR",
+            f"the embedded {what} cannot keep its data in {one_line(str(server.data_dir))}: "
+            f"{one_line(error.strerror or type(error).__name__)}",
+        ) from None
+    try:
         url = server.start()
     except Exception as error:  # the embedded servers' own errors name their log
         raise ConfigurationError(setting, f"unset, so the embedded {what} was started and failed: {error}") from error
@@ -136,29 +149,31 @@ def _start(server, servers: list, setting: str, what: str) -> str:
     return url
 
 
-def ensure_bucket(
-    endpoint_url: str | None, key_id: str | None, secret: str | None, region: str, bucket: str
+def check_s3(
+    endpoint_url: str | None, key_id: str | None, secret: str | None, region: str, bucket: str,
+    *, create_missing: bool = False, timeout: float = S3_PROBE_TIMEOUT_SECONDS,
 ) -> None:
-    """Check the endpoint answers and the credentials are accepted; create the bucket if missing."""
+    """Check the endpoint answers, the credentials are accepted and the bucket exists.
+
+    Only the embedded server's bucket is created (`create_missing`): on a
+    configured endpoint a missing bucket is a configuration error naming
+    GREENSTREAM_BUCKET, as a typo there must not quietly grow a second landing zone.
+    """
     client = make_s3_client(
-        endpoint_url, key_id, secret, region,
-        connect_timeout=S3_PROBE_TIMEOUT_SECONDS, read_timeout=S3_PROBE_TIMEOUT_SECONDS, max_attempts=2,
+        endpoint_url, key_id, secret, region, connect_timeout=timeout, read_timeout=timeout, max_attempts=2,
     )
-    where = _safe_url(endpoint_url) if endpoint_url else "AWS"
     try:
         client.list_objects_v2(Bucket=bucket, MaxKeys=1)
         return
-    except botocore.exceptions.ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code not in ("NoSuchBucket", "404"):
-            raise _s3_refusal(code, where, bucket) from None
-    except botocore.exceptions.NoCredentialsError:
-        raise ConfigurationError(
-            "AWS_ACCESS_KEY_ID", f"no S3 credentials found for {where}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        ) from None
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
-            botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError) as error:
-        raise ConfigurationError(_S3_URL, f"no S3 server answers at {where} ({type(error).__name__})") from None
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        named = s3_fault(error, endpoint_url, bucket)
+        if named.setting != "GREENSTREAM_BUCKET":
+            raise named from None
+        if not create_missing:
+            raise ConfigurationError(
+                "GREENSTREAM_BUCKET",
+                f"bucket {bucket!r} does not exist on {s3_where(endpoint_url)}; create it there, or fix the name",
+            ) from None
     try:
         if region == "us-east-1":
             client.create_bucket(Bucket=bucket)
@@ -168,42 +183,27 @@ def ensure_bucket(
         code = error.response.get("Error", {}).get("Code", "")
         if code != "BucketAlreadyOwnedByYou":  # another process created it meanwhile
             raise ConfigurationError(
-                "GREENSTREAM_BUCKET", f"bucket {bucket!r} is missing on {where} and could not be created ({code})"
+                "GREENSTREAM_BUCKET",
+                f"bucket {bucket!r} is missing on {s3_where(endpoint_url)} and could not be created ({code})",
             ) from None
 
 
-def _s3_refusal(code: str, where: str, bucket: str) -> ConfigurationError:
-    if code == "SignatureDoesNotMatch":
-        return ConfigurationError(
-            "AWS_SECRET_ACCESS_KEY", f"{where} rejected the request signature: the secret does not match AWS_ACCESS_KEY_ID"
-        )
-    if code in ("InvalidAccessKeyId", "InvalidClientTokenId"):
-        return ConfigurationError("AWS_ACCESS_KEY_ID", f"{where} does not know this access key")
-    if code in ("AccessDenied", "403", "AllAccessDisabled"):
-        return ConfigurationError("AWS_ACCESS_KEY_ID", f"these credentials may not list bucket {bucket!r} on {where}")
-    return ConfigurationError(_S3_URL, f"{where} refused to list bucket {bucket!r} ({code or 'unknown error'})")
-
-
-def check_database(database_url: str) -> None:
+def check_database(database_url: str, timeout: float = DATABASE_CONNECT_TIMEOUT_SECONDS) -> None:
     """A short connect: an unreachable or refusing database fails here, naming the setting."""
     try:
-        with psycopg.connect(database_url, connect_timeout=DATABASE_CONNECT_TIMEOUT_SECONDS) as conn:
+        with psycopg.connect(database_url, connect_timeout=max(2, round(timeout))) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        password = urlparse(database_url).password
-        if password:  # a malformed URL can be echoed back in libpq's message
-            reason = reason.replace(password, "***")
-        raise ConfigurationError(
-            _DATABASE_URL, f"cannot connect to PostgreSQL at {_safe_url(database_url)}: {reason}"
-        ) from None
+        raise database_fault(error, database_url) from None
 
 
-def _safe_url(url: str) -> str:
-    """scheme://host:port/path with any user and password left out."""
-    parsed = urlparse(url)
-    host = parsed.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+def check_configured_services(settings: Settings, timeout: float = S3_PROBE_TIMEOUT_SECONDS) -> None:
+    """Check what is configured; start nothing (an unset service is embedded, started on first use).
+
+    For the code location's load (`dagster …`): the commands use resolve_services instead.
+    """
+    if settings.s3_endpoint_url is not None:
+        check_s3(settings.s3_endpoint_url, settings.aws_access_key_id, settings.aws_secret_access_key,
+                 settings.aws_region, settings.bucket, timeout=timeout)
+    if settings.database_url is not None:
+        check_database(settings.database_url, timeout=timeout)
