@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.reading_limits import ReadingLimits
 
 
 class ConfigurationError(ValueError):
@@ -103,6 +104,7 @@ class Settings:
     schedule_timezone: str = "UTC"
     check_warn_share: float = 0.05
     rules: RulesConfig = RulesConfig()
+    reading_limits: ReadingLimits = ReadingLimits()
 
     @property
     def partitions_start(self) -> date:
@@ -160,4 +162,16 @@ def load_settings(env: dict | None = None) -> Settings:
         schedule_timezone=_timezone(env, "GREENSTREAM_SCHEDULE_TIMEZONE", timezone),
         check_warn_share=_number(env, "GREENSTREAM_CHECK_WARN_SHARE", 0.05, minimum=0),
         rules=rules,
+        reading_limits=_reading_limits(env),
+    )
+
+
+def _reading_limits(env: dict) -> ReadingLimits:
+    """SPEC §1 limits on what is read from a landing file: positive whole numbers."""
+    spec = ReadingLimits()
+    return ReadingLimits(
+        max_object_bytes=_number(env, "GREENSTREAM_MAX_OBJECT_BYTES", spec.max_object_bytes, int, minimum=1),
+        max_line_bytes=_number(env, "GREENSTREAM_MAX_LINE_BYTES", spec.max_line_bytes, int, minimum=1),
+        max_stored_chars=_number(env, "GREENSTREAM_MAX_STORED_CHARS", spec.max_stored_chars, int, minimum=1),
+        read_budget_bytes=_number(env, "GREENSTREAM_READ_BUDGET_BYTES", spec.read_budget_bytes, int, minimum=1),
     )

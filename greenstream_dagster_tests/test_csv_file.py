@@ -34,7 +34,8 @@ def test_wrong_header_is_a_dead_letter_naming_the_column(header, reason):
     "data, gzipped, reason",
     [
         (b"", False, "empty object"),
-        (b"\n\n  \n", False, "no header row"),
+        (b"\n\n\r\n", False, "no header row"),
+        (b"\n\n  \n", False, "header: column 'meter_id' missing"),  # a line of spaces is not blank
         (b"meter_id,timestamp,value,unit\n\xff\xfe1,2\n", False, "not UTF-8"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", False, "not text"),
         (b"this is not gzip", True, "corrupt gzip"),
@@ -55,7 +56,7 @@ def test_gzip_file_reads_like_plain():
 
 
 def test_bom_crlf_and_blank_lines_keep_physical_line_numbers():
-    text = "\ufeffmeter_id,timestamp,value,unit\r\n\r\nSM-1,2024-04-15T00:00:00Z,1,kW\r\n   \r\nSM-2,2024-04-15T00:00:00Z,2,kW\r\n"
+    text = "\ufeffmeter_id,timestamp,value,unit\r\n\r\nSM-1,2024-04-15T00:00:00Z,1,kW\r\n\r\nSM-2,2024-04-15T00:00:00Z,2,kW\r\n"
     out = rows(text)
     assert out["source_line"].to_list() == [3, 5]
     assert out["unit"].to_list() == ["kW", "kW"]
@@ -101,3 +102,9 @@ def test_rows_carry_their_source_object_and_arrival():
     out = rows("meter_id,timestamp,value,unit\nSM-1,2024-04-15T00:00:00Z,1,kW\n", key="raw-data/2024-04-15/x/y.csv")
     assert out["source_key"][0] == "raw-data/2024-04-15/x/y.csv"
     assert out["source_modified_at"][0] == ARRIVAL
+
+
+def test_a_line_of_spaces_or_tabs_is_a_one_field_row_not_a_blank_line():
+    out = rows("meter_id,timestamp,value,unit\n   \n\t\nSM-1,2024-04-15T00:00:00Z,1,kW\n")
+    assert out["source_line"].to_list() == [2, 3, 4]
+    assert out["field_count_ok"].to_list() == [False, False, True]
