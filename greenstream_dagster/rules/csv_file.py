@@ -47,6 +47,7 @@ _CHUNK = 1 * MIB  # decompressed bytes produced and checked at a time
 _SEGMENT = 4 * MIB  # text split into lines at a time
 # A line whose quoted fields hold no comma or quote: split on commas, then unquote (no Python per row).
 _SIMPLE_QUOTED = r'^(?:"[^",]*"|[^",]*)(?:,(?:"[^",]*"|[^",]*))*$'
+_LINE_ENDS = re.compile(rb"[\r\n]+")
 _QUOTED_FIELD = re.compile(r'"((?:[^"]++|"")*+)"([^,]*)')
 _SEGMENT_SCHEMA = {
     "source_line": pl.Int64, "line_count": pl.Int64, "raw_line": pl.Utf8,
@@ -154,12 +155,14 @@ def header_positions(header: list[str]) -> dict[str, int]:
 
 def read_landing_file(
     data: bytes, source_key: str, source_modified_at: datetime, gzipped: bool,
-    limits: ReadingLimits = ReadingLimits(),
+    limits: ReadingLimits = ReadingLimits(), segment_bytes: int = _SEGMENT,
 ) -> pl.DataFrame:
-    """One landing object → its data rows as text (RAW_ROW_COLUMNS), fields trimmed, empty → null."""
+    """One landing object → its data rows as text (RAW_ROW_COLUMNS), fields trimmed, empty → null.
+
+    `segment_bytes` only tunes memory against per-segment overhead; the rows do not depend on it."""
     text = landing_text(data, gzipped, limits)
     del data
-    records = _records(text, limits)
+    records = _records(text, limits, segment_bytes)
     del text
     return _fields(_after_header(records)).with_columns(
         pl.lit(source_key, pl.Utf8).alias("source_key"),
@@ -167,11 +170,20 @@ def read_landing_file(
     ).select(list(RAW_ROW_COLUMNS))
 
 
-def _records(text: bytes, limits: ReadingLimits) -> pl.DataFrame:
-    """Every record of the file (header included) in line order, one segment at a time."""
-    segment_bytes = max(_SEGMENT, 2 * limits.max_line_bytes + 2)
+def _records(text: bytes, limits: ReadingLimits, segment_bytes: int) -> pl.DataFrame:
+    """Every record of the file (header included) in line order, one segment at a time.
+
+    A segment holds at least twice the line limit, so a quoted record still open at
+    the end of a segment that starts with it is necessarily over the limit."""
+    segment_bytes = max(segment_bytes, 2 * limits.max_line_bytes + 2)
     frames, position, line = [], 0, 1
     while position < len(text):
+        blank_end = _blank_run_end(text, position)
+        if blank_end > position:
+            # A run of blank lines is only counted: 100 MiB of newlines costs no frame at all.
+            line += text.count(b"\n", position, blank_end)
+            position = blank_end
+            continue
         end = min(position + segment_bytes, len(text))
         if end < len(text):
             newline = text.rfind(b"\n", position, end)
@@ -187,6 +199,20 @@ def _records(text: bytes, limits: ReadingLimits) -> pl.DataFrame:
         frames.append(rows)
         position, line = (end if consumed_bytes is None else position + consumed_bytes), line + consumed_lines
     return pl.concat(frames) if frames else pl.DataFrame(schema=_SEGMENT_SCHEMA)
+
+
+def _blank_run_end(text: bytes, position: int) -> int:
+    """End of the blank lines (LF or CRLF and nothing else) starting at `position`, or `position`."""
+    run = _LINE_ENDS.match(text, position)
+    if run is None:
+        return position
+    end = run.end()
+    if text[end - 1] == 0x0D:  # a CR at the end of the run starts the next line's text
+        end -= 1
+    # A CR not followed by LF is a character: such a run is not all blank (rare: read it as a segment).
+    if text.count(b"\r", position, end) != text.count(b"\r\n", position, end):
+        return position
+    return end
 
 
 def _overlong_line(text: bytes, position: int, line: int, limits: ReadingLimits) -> pl.DataFrame:
@@ -209,9 +235,11 @@ def _segment(text: str, first_line: int, last: bool, limits: ReadingLimits) -> t
     pieces = pl.Series("piece", [text]).str.split("\n").explode(empty_as_null=False)
     if text.endswith("\n"):
         pieces = pieces.slice(0, len(pieces) - 1)  # the empty rest after the last line ending
+    # CR is part of the line ending only before LF: not on a last line that has no LF.
+    terminated = pl.int_range(pl.len()) < (pl.len() if text.endswith("\n") else pl.len() - 1)
     lines = pl.DataFrame({"piece": pieces}).with_columns(
         (pl.col("piece").str.len_bytes().cast(pl.Int64) + 1).alias("nbytes"),
-        pl.col("piece").str.strip_suffix("\r").alias("text"),
+        pl.when(terminated).then(pl.col("piece").str.strip_suffix("\r")).otherwise(pl.col("piece")).alias("text"),
     ).drop("piece")
     lines = lines.with_columns(
         (pl.col("text").str.len_bytes() > limits.max_line_bytes).alias("too_long"),
