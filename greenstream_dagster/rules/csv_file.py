@@ -92,7 +92,7 @@ def _decompressed(data: bytes, gzipped: bool, limit: int):
         pending = rest
         try:
             while pending and not stream.eof:
-                chunk = stream.decompress(pending, _CHUNK)
+                chunk = stream.decompress(pending, min(_CHUNK, limit - produced + 1))
                 pending = stream.unconsumed_tail
                 produced += len(chunk)
                 yield chunk
@@ -118,9 +118,6 @@ class _TextCheck:
         self.decoder = codecs.getincrementaldecoder("utf-8")()
 
     def feed(self, chunk: bytes) -> None:
-        if self.size + len(chunk) > self.limit:
-            raise DeadLetterFile(
-                f"larger than {self.limit} bytes after decompression (the object limit, GREENSTREAM_MAX_OBJECT_BYTES)")
         nul = chunk.find(b"\x00")
         if nul >= 0:
             raise DeadLetterFile(f"not text: contains NUL bytes (at offset {self.size + nul})")
@@ -129,6 +126,9 @@ class _TextCheck:
         except UnicodeDecodeError as error:
             raise DeadLetterFile(f"not UTF-8 text: invalid byte near offset {self.size + error.start}") from None
         self.size += len(chunk)
+        if self.size > self.limit:
+            raise DeadLetterFile(
+                f"larger than {self.limit} bytes after decompression (the object limit, GREENSTREAM_MAX_OBJECT_BYTES)")
 
     def finish(self, gzipped: bool) -> None:
         try:
