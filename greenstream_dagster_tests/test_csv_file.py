@@ -205,10 +205,11 @@ line_text = st.text(alphabet='ab," \r\t\n', max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(line_text, max_size=25))
+@given(st.lists(st.one_of(line_text, st.just("\n" * 70), st.just("\r\n" * 40)), max_size=25))
 def test_rows_do_not_depend_on_how_the_file_is_cut_into_segments(lines):
-    """Segments only bound memory: the smallest segments give the same rows as one segment."""
-    limits = ReadingLimits(max_line_bytes=16, max_stored_chars=1000)
+    """Segments only bound memory: the smallest segments give the same rows as one segment,
+    also around runs of blank lines (where segments are cut short)."""
+    limits = ReadingLimits(max_line_bytes=300, max_stored_chars=1000)
     text = "meter_id,timestamp,value,unit\n" + "\n".join(lines) + "\n"
     try:
         whole = read(text, limits)
@@ -217,3 +218,9 @@ def test_rows_do_not_depend_on_how_the_file_is_cut_into_segments(lines):
             read(text, limits, segment_bytes=1)
         return
     assert read(text, limits, segment_bytes=1).equals(whole)
+
+
+def test_blank_lines_inside_a_quoted_field_are_continuation_lines():
+    out = read('meter_id,timestamp,value,unit,note\nSM-1,2024-04-15T00:00:00Z,1,kW,"a' + "\n" * 100 + 'b"\nSM-2,x,1,kW,y\n',
+               ReadingLimits())
+    assert out.select("source_line", "line_count", "field_count_ok").rows() == [(2, 101, True), (103, 1, True)]

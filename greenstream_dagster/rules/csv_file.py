@@ -73,11 +73,18 @@ def checked_size(data: bytes, gzipped: bool, limits: ReadingLimits = ReadingLimi
     return check.size
 
 
-def landing_text(data: bytes, gzipped: bool, limits: ReadingLimits = ReadingLimits()) -> bytes:
-    """The object's decompressed bytes, checked (as `checked_size`) and without the BOM."""
-    checked_size(data, gzipped, limits)
-    text = b"".join(_decompressed(data, gzipped, limits.max_object_bytes)) if gzipped else data
-    return text[len(_BOM):] if text.startswith(_BOM) else text
+def landing_text(data: bytes, gzipped: bool, limits: ReadingLimits = ReadingLimits()) -> tuple[bytes | bytearray, int]:
+    """The object's decompressed bytes, checked (as `checked_size`), and where the text starts
+    (after the BOM). Decompressed into one buffer of the checked size: never two copies."""
+    size = checked_size(data, gzipped, limits)
+    if gzipped:
+        text, filled = bytearray(size), 0
+        for chunk in _decompressed(data, gzipped, limits.max_object_bytes):
+            text[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    else:
+        text = data
+    return text, len(_BOM) if text.startswith(_BOM) else 0
 
 
 def _decompressed(data: bytes, gzipped: bool, limit: int):
@@ -160,9 +167,9 @@ def read_landing_file(
     """One landing object → its data rows as text (RAW_ROW_COLUMNS), fields trimmed, empty → null.
 
     `segment_bytes` only tunes memory against per-segment overhead; the rows do not depend on it."""
-    text = landing_text(data, gzipped, limits)
+    text, start = landing_text(data, gzipped, limits)
     del data
-    records = _records(text, limits, segment_bytes)
+    records = _records(text, start, limits, segment_bytes)
     del text
     return _fields(_after_header(records)).with_columns(
         pl.lit(source_key, pl.Utf8).alias("source_key"),
@@ -170,13 +177,16 @@ def read_landing_file(
     ).select(list(RAW_ROW_COLUMNS))
 
 
-def _records(text: bytes, limits: ReadingLimits, segment_bytes: int) -> pl.DataFrame:
+def _records(text: bytes | bytearray, start: int, limits: ReadingLimits, segment_bytes: int) -> pl.DataFrame:
     """Every record of the file (header included) in line order, one segment at a time.
 
-    A segment holds at least twice the line limit, so a quoted record still open at
-    the end of a segment that starts with it is necessarily over the limit."""
+    A full segment holds at least twice the line limit, so a quoted record still open
+    at the end of a full segment that starts with it is necessarily over the limit. A
+    segment is cut short before a run of blank lines (which is then only counted), so
+    no segment holds millions of empty lines; a record open at the start of a short
+    segment is read again in a full one."""
     segment_bytes = max(segment_bytes, 2 * limits.max_line_bytes + 2)
-    frames, position, line = [], 0, 1
+    frames, position, line = [], start, 1
     while position < len(text):
         blank_end = _blank_run_end(text, position)
         if blank_end > position:
@@ -194,11 +204,26 @@ def _records(text: bytes, limits: ReadingLimits, segment_bytes: int) -> pl.DataF
                 position, line = (len(text) if newline < 0 else newline + 1), line + 1
                 continue
             end = newline + 1
+        short = _before_blank_run(text, position, end)
         rows, consumed_bytes, consumed_lines = _segment(
-            text[position:end].decode("utf-8"), line, end >= len(text), limits)
+            text[position:short].decode("utf-8"), line, short >= len(text), limits, may_stop_at_start=short < end)
+        if consumed_lines == 0:
+            rows, consumed_bytes, consumed_lines = _segment(
+                text[position:end].decode("utf-8"), line, end >= len(text), limits)
+        elif short < end and consumed_bytes is None:
+            consumed_bytes = short - position
         frames.append(rows)
         position, line = (end if consumed_bytes is None else position + consumed_bytes), line + consumed_lines
     return pl.concat(frames) if frames else pl.DataFrame(schema=_SEGMENT_SCHEMA)
+
+
+_BLANK_RUNS = (b"\n" * 64, b"\r\n" * 32)
+
+
+def _before_blank_run(text: bytes | bytearray, position: int, end: int) -> int:
+    """`end`, or earlier: just after the line ending that a long run of blank lines follows."""
+    found = [at for at in (text.find(run, position, end) for run in _BLANK_RUNS) if at >= 0]
+    return min(found) + 1 if found else end
 
 
 def _blank_run_end(text: bytes, position: int) -> int:
@@ -227,7 +252,9 @@ def _overlong_line(text: bytes, position: int, line: int, limits: ReadingLimits)
     )
 
 
-def _segment(text: str, first_line: int, last: bool, limits: ReadingLimits) -> tuple[pl.DataFrame, int | None, int]:
+def _segment(
+    text: str, first_line: int, last: bool, limits: ReadingLimits, may_stop_at_start: bool = False,
+) -> tuple[pl.DataFrame, int | None, int]:
     """Records of one segment of whole lines → (rows, bytes consumed or None for all, lines consumed).
 
     Stops early, before a quoted record that is still open at the segment's end,
@@ -252,7 +279,8 @@ def _segment(text: str, first_line: int, last: bool, limits: ReadingLimits) -> t
     if quoted.size:
         ends = np.concatenate([[0], np.cumsum(lines["nbytes"].to_numpy())])
         spans, unclosed, stop = _quoted_records(
-            lines["text"].gather(quoted).to_list(), quoted.tolist(), ends, limits.max_line_bytes, last)
+            lines["text"].gather(quoted).to_list(), quoted.tolist(), ends, limits.max_line_bytes, last,
+            may_stop_at_start)
     consumed_bytes = int(lines["nbytes"].head(stop).sum()) if stop < count else None
     lines = lines.head(stop).with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
     del text
@@ -313,7 +341,7 @@ def _bounded_expr(text: pl.Expr, limit: int) -> pl.Expr:
     ).otherwise(text)
 
 
-def _quoted_records(texts, indices, ends, limit, last):
+def _quoted_records(texts, indices, ends, limit, last, may_stop_at_start):
     """Walk the lines holding a quote and find the quoted records that span lines.
 
     Returns ({first line: last line} of multi-line records, first lines of records
@@ -341,7 +369,7 @@ def _quoted_records(texts, indices, ends, limit, last):
             k = j + 1
             continue
         reaches_end = ends[count] - ends[start] - 1 > limit
-        if j < len(indices) or reaches_end or last or start == 0:
+        if j < len(indices) or reaches_end or last or (start == 0 and not may_stop_at_start):
             # Over the limit or never closed: one malformed row, and reading goes on at the next line.
             unclosed.add(start)
             k += 1
