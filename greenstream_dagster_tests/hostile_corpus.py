@@ -466,3 +466,59 @@ def good_file(base: int = 900_000, rows: int = 96) -> Kind:
     for i in range(rows):
         f.good(str(100 + i), "W", meter=i % 3)
     return f.kind("good_file_beside_the_bad", "zz-good.csv")
+
+
+# --- More files that are not the landing CSV, and odd but readable ones ------------------------
+
+def kind_dead_other_formats(base):
+    row = f"SM-{base},2024-06-10T00:00:00Z,1,kW"
+    plain = f"{HEADER}\n{row}\n".encode()
+    return [
+        dead("tab_separated", (HEADER.replace(",", "\t") + "\n" + row.replace(",", "\t") + "\n").encode(),
+             "'meter_id' missing"),
+        dead("semicolon_separated", (HEADER.replace(",", ";") + "\n" + row.replace(",", ";") + "\n").encode(),
+             "'meter_id' missing"),
+        dead("html_error_page", b"<html><body><h1>503 Service Unavailable</h1></body></html>\n", "'meter_id' missing"),
+        dead("json_lines", b'{"meter_id": "SM-1", "timestamp": "2024-06-10T00:00:00Z", "value": 1, "unit": "kW"}\n',
+             "'meter_id' missing"),
+        dead("gzip_bytes_named_csv", gzip.compress(plain, mtime=0), "not text", "gzip_bytes_named_csv.csv"),
+        dead("bzip2_named_gz", b"BZh91AY&SY" + bytes(range(1, 200)), "corrupt gzip", "bzip2_named_gz.csv.gz"),
+        dead("bom_twice", b"\xef\xbb\xbf\xef\xbb\xbf" + plain, "'meter_id' missing"),
+        dead("windows_1252_quotes", plain + "SM-1,2024-06-10T00:00:00Z,1,kW,\u201cx\u201d\n".encode("cp1252"),
+             "not UTF-8"),
+        dead("utf8_encoded_surrogate", plain + b"SM-1,\xed\xa0\x80,1,kW\n", "not UTF-8"),
+        dead("utf8_overlong_encoding", plain + b"SM-1,\xc0\xaf,1,kW\n", "not UTF-8"),
+    ]
+
+
+def kind_odd_but_readable(base):
+    wide = Lines(base, header=HEADER + "," + ",".join(f"extra{i}" for i in range(300)))
+    wide.reading(f"{wide.meter()},{wide.timestamp()},1,kW" + ",x" * 300, 1.0)
+    wide.bad(f"{wide.meter(1)},{wide.timestamp()},1,kW" + ",x" * 299, "MALFORMED_ROW")
+    repeated = Lines(base + 400)
+    repeated.good()
+    repeated.bad(HEADER, "INVALID_METER_ID")  # the header again, as a row
+    repeated.bad("# a comment line, with commas, and more, fields", "INVALID_METER_ID")  # four fields
+    repeated.bad("# comment", "MALFORMED_ROW")
+    repeated.good(meter=1)
+    quoted = Lines(base + 500)
+    quoted.bad(f'"",{quoted.timestamp()},1,kW', "MISSING_METER_ID")
+    quoted.reading(f'"{quoted.meter()}"," {quoted.timestamp()} "," 1.5 ", "kW"', None)
+    quoted.expected.readings.pop(quoted.next_line - 1)
+    quoted.expected.readings[quoted.next_line - 1] = (None, ["UNIT_NOT_ALLOWED"])  # ` "kW"`: the quote is text
+    quoted.reading(f'"{quoted.meter(1)}"," {quoted.timestamp()} "," 1.5 ","kW"', 1.5)
+    many_fields = Lines(base + 600)
+    many_fields.bad(",".join(["x"] * 1000), "MALFORMED_ROW")
+    many_fields.good()
+    odd_key = Lines(base + 700)
+    odd_key.good()
+    bom_header_only = Kind("bom_header_only", FOLDER + "bom_header_only.csv", b"\xef\xbb\xbf" + HEADER.encode() + b"\r\n",
+                           Expected())
+    return [
+        wide.kind("three_hundred_extra_columns"),
+        repeated.kind("header_repeated_and_comment_lines"),
+        quoted.kind("quoted_empty_and_padded_fields"),
+        many_fields.kind("a_thousand_fields"),
+        odd_key.kind("key_with_spaces_and_unicode", "Zählerstände März/ready (1) ☀.csv"),
+        bom_header_only,
+    ]

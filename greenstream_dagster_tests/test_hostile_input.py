@@ -136,3 +136,12 @@ def test_hostile_corpus_comes_out_as_each_kind_says(ingested, corpus, s3_client,
         for line in message.splitlines()[1:]:
             assert "FORGED" not in line, message[:300]
     assert any("FORGED" in message for message in logs)  # it was logged, escaped on one line
+
+
+def test_the_corpus_holds_at_least_seventy_kinds_each_with_an_outcome(corpus):
+    kinds = corpus[:-1]  # the last is the good file
+    assert len(kinds) >= 70
+    for kind in kinds:
+        expected = kind.expected
+        assert expected.dead_letter or expected.ignored or expected.quarantined or expected.readings \
+            or kind.name.startswith(("header_only", "bom_header_only")), kind.name
