@@ -290,7 +290,7 @@ def _segment(
         starts = pl.Series(list(spans), dtype=pl.Int64)
         last_lines = pl.Series(list(spans.values()), dtype=pl.Int64)
         span_of = pl.DataFrame({"i": starts, "span_end": last_lines})
-        lines = lines.join(span_of, on="i", how="left")
+        lines = lines.join(span_of, on="i", how="left", maintain_order="left")
         covered = np.zeros(stop, dtype=bool)
         for begin, finish in spans.items():
             covered[begin + 1 : finish + 1] = True
