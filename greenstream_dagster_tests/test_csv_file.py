@@ -204,12 +204,16 @@ def test_quoted_records_carry_the_lines_they_span():
 line_text = st.text(alphabet='ab," \r\t\n', max_size=30)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(line_text, st.just("\n" * 70), st.just("\r\n" * 40)), max_size=25))
-def test_rows_do_not_depend_on_how_the_file_is_cut_into_segments(lines):
+file_piece = st.one_of(line_text, st.just("\n" * 70), st.just("\r\n" * 40), st.just('"\n"'),
+                       st.text(alphabet='x"\n', min_size=100, max_size=400))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(file_piece, max_size=25), st.integers(40, 300))
+def test_rows_do_not_depend_on_how_the_file_is_cut_into_segments(lines, line_limit):
     """Segments only bound memory: the smallest segments give the same rows as one segment,
-    also around runs of blank lines (where segments are cut short)."""
-    limits = ReadingLimits(max_line_bytes=300, max_stored_chars=1000)
+    also around runs of blank lines (where segments are cut short) and lines over the limit."""
+    limits = ReadingLimits(max_line_bytes=line_limit, max_stored_chars=100)
     text = "meter_id,timestamp,value,unit\n" + "\n".join(lines) + "\n"
     try:
         whole = read(text, limits)

@@ -217,13 +217,13 @@ def _records(text: bytes | bytearray, start: int, limits: ReadingLimits, segment
     return pl.concat(frames) if frames else pl.DataFrame(schema=_SEGMENT_SCHEMA)
 
 
-_BLANK_RUNS = (b"\n" * 64, b"\r\n" * 32)
+_BLANK_RUNS = (b"\n" * 32, b"\r\n" * 32)  # each ends its first line after len(run) // 32 bytes
 
 
 def _before_blank_run(text: bytes | bytearray, position: int, end: int) -> int:
-    """`end`, or earlier: just after the line ending that a long run of blank lines follows."""
-    found = [at for at in (text.find(run, position, end) for run in _BLANK_RUNS) if at >= 0]
-    return min(found) + 1 if found else end
+    """`end`, or earlier: just after the first line ending of a long run of blank lines."""
+    cuts = [at + len(run) // 32 for run in _BLANK_RUNS if (at := text.find(run, position, end)) >= 0]
+    return min(cuts) if cuts else end
 
 
 def _blank_run_end(text: bytes, position: int) -> int:
@@ -240,16 +240,27 @@ def _blank_run_end(text: bytes, position: int) -> int:
     return end
 
 
-def _overlong_line(text: bytes, position: int, line: int, limits: ReadingLimits) -> pl.DataFrame:
-    """A MALFORMED_ROW for a line too long to hold: only its start is decoded and kept."""
+def _overlong_line(text: bytes | bytearray, position: int, line: int, limits: ReadingLimits) -> pl.DataFrame:
+    """A MALFORMED_ROW for a line too long to hold: only its start is decoded and kept, cut as
+    any other stored raw line (the same text and marker as a long line read in a segment)."""
     newline = text.find(b"\n", position)
-    length = (len(text) if newline < 0 else newline) - position
-    start = text[position : position + limits.max_stored_chars * 4].decode("utf-8", "ignore")
-    raw = start[: limits.max_stored_chars] + cut_marker(length, "bytes") if length > limits.max_stored_chars else start
+    end = len(text) if newline < 0 else newline - (text[newline - 1] == 0x0D)
+    start = text[position : min(end, position + limits.max_stored_chars * 4)].decode("utf-8", "ignore")
+    chars = _char_count(text, position, end)
+    raw = start[: limits.max_stored_chars] + cut_marker(chars) if chars > limits.max_stored_chars else start
     return pl.DataFrame(
         {"source_line": [line], "line_count": [1], "raw_line": [raw], "malformed": [True], "fields": [None]},
         schema=_SEGMENT_SCHEMA,
     )
+
+
+def _char_count(text: bytes | bytearray, start: int, end: int) -> int:
+    """Characters of valid UTF-8 bytes: every byte but continuation bytes (10xxxxxx), counted by blocks."""
+    count = 0
+    for block in range(start, end, _SEGMENT):
+        view = np.frombuffer(text, np.uint8, min(_SEGMENT, end - block), block)
+        count += int(np.count_nonzero((view & 0xC0) != 0x80))
+    return count
 
 
 def _segment(
