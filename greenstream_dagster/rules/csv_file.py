@@ -323,12 +323,15 @@ def _segment(
         line_count.alias("line_count"),
         malformed.alias("malformed"),
     )
-    complex_quotes = pl.col("has_quote") & ~pl.col("malformed") & ~pl.col("text").str.contains(_SIMPLE_QUOTED)
+    any_quote = bool(rows["has_quote"].any())
+    # Most files hold no quote at all: they skip the quoted-line regex and the unquoting.
+    complex_quotes = (pl.col("has_quote") & ~pl.col("malformed") & ~pl.col("text").str.contains(_SIMPLE_QUOTED)
+                      if any_quote else pl.lit(False))
     rows = rows.with_columns(complex_quotes.alias("complex"))
     simple = rows.filter(~pl.col("complex")).with_columns(
         pl.when(pl.col("malformed")).then(None).otherwise(
             pl.col("text").str.split(",").list.eval(pl.element().str.strip_prefix('"').str.strip_suffix('"'))
-            if rows["has_quote"].any() else pl.col("text").str.split(",")
+            if any_quote else pl.col("text").str.split(",")
         ).alias("fields"),
     )
     complex_rows = rows.filter(pl.col("complex"))
