@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from greenstream_dagster.rules.config import RulesConfig, RulesConfigError, check_timezone
+from greenstream_dagster.rules.reading_limits import ReadingLimits
 
 
 class ConfigurationError(ValueError):
@@ -195,6 +196,7 @@ class Settings:
     silent_warn_share: float = 0.01  # §3a: WARN when more of the known fleet is silent
     freshness_hours: float = 2.0  # §3a: the landing zone is stale after this long without a new object
     rules: RulesConfig = RulesConfig()
+    reading_limits: ReadingLimits = ReadingLimits()
 
     @property
     def partitions_start(self) -> date:
@@ -253,4 +255,16 @@ def load_settings(env: dict | None = None) -> Settings:
         silent_warn_share=_number(env, "GREENSTREAM_SILENT_WARN_SHARE", 0.01, minimum=0, maximum=1),
         freshness_hours=_number(env, "GREENSTREAM_FRESHNESS_HOURS", 2.0, above=0, maximum=24 * 366),
         rules=rules,
+        reading_limits=_reading_limits(env),
+    )
+
+
+def _reading_limits(env: dict) -> ReadingLimits:
+    """SPEC §1 limits on what is read from a landing file: positive whole numbers."""
+    spec = ReadingLimits()
+    return ReadingLimits(
+        max_object_bytes=_count(env, "GREENSTREAM_MAX_OBJECT_BYTES", spec.max_object_bytes, minimum=1),
+        max_line_bytes=_count(env, "GREENSTREAM_MAX_LINE_BYTES", spec.max_line_bytes, minimum=1),
+        max_stored_chars=_count(env, "GREENSTREAM_MAX_STORED_CHARS", spec.max_stored_chars, minimum=1),
+        read_budget_bytes=_count(env, "GREENSTREAM_READ_BUDGET_BYTES", spec.read_budget_bytes, minimum=1),
     )

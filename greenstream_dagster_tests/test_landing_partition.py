@@ -1,10 +1,13 @@
 """SPEC §1: a partition's files are read together; a bad file is set aside, the others go on."""
 
 import gzip
+import threading
+import time
 from datetime import date, datetime, timezone
 
 from greenstream_dagster.rules.landing_key import LandingObject
-from greenstream_dagster.rules.landing_partition import read_landing_partition
+from greenstream_dagster.rules.landing_partition import ByteBudget, read_landing_partition
+from greenstream_dagster.rules.reading_limits import ReadingLimits
 
 DAY = date(2024, 4, 15)
 T = datetime(2024, 4, 15, 23, tzinfo=timezone.utc)
@@ -35,3 +38,46 @@ def test_bad_files_are_dead_letters_and_bad_keys_are_ignored_while_good_files_ar
 def test_an_empty_partition_has_no_rows():
     partition = read_landing_partition([], DAY, lambda key: b"")
     assert partition.rows.height == 0 and partition.dead_letters == []
+
+
+def test_a_plain_file_over_the_object_limit_is_a_dead_letter_without_being_fetched():
+    key = "raw-data/2024-04-15/huge.csv"
+    fetched = []
+
+    def fetch(k):
+        fetched.append(k)
+        return GOOD
+
+    listed = [LandingObject(key, 10_000, "e", T), LandingObject("raw-data/2024-04-15/a.csv", len(GOOD), "f", T)]
+    partition = read_landing_partition(listed, DAY, fetch, limits=ReadingLimits(max_object_bytes=1000))
+    assert fetched == ["raw-data/2024-04-15/a.csv"]
+    assert [(o.key, "GREENSTREAM_MAX_OBJECT_BYTES" in r) for o, r in partition.dead_letters] == [(key, True)]
+
+
+def test_the_read_budget_bounds_the_bytes_held_at_once_across_threads():
+    """Eight threads, files of 600 bytes, a budget of 1,000 bytes: never two files at once."""
+    held, peak, lock = [0], [0], threading.Lock()
+    budget_limits = ReadingLimits(read_budget_bytes=1000)
+    body = GOOD + b"SM-2,2024-04-15T00:00:00Z,1,kW\n" * 18
+    objects = {f"raw-data/2024-04-15/f{i}.csv": body for i in range(8)}
+
+    def fetch(key):
+        with lock:
+            held[0] += len(body)
+            peak[0] = max(peak[0], held[0])
+        time.sleep(0.02)
+        with lock:
+            held[0] -= len(body)
+        return objects[key]
+
+    listed = [LandingObject(k, len(v), k, T) for k, v in objects.items()]
+    partition = read_landing_partition(listed, DAY, fetch, limits=budget_limits)
+    assert len(partition.files) == 8 and 600 <= len(body) <= 1000
+    assert peak[0] == len(body)
+
+
+def test_byte_budget_lets_a_claim_larger_than_the_whole_budget_run_alone():
+    budget = ByteBudget(100)
+    with budget.claim(10_000):
+        assert budget.held == 100
+    assert budget.held == 0

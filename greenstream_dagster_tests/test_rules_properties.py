@@ -1,7 +1,8 @@
 """Property tests of the rules: independent oracles and invariance under row order."""
 
+import math
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import polars as pl
 from hypothesis import given, settings
@@ -100,3 +101,42 @@ def test_plain_and_quoted_readers_agree(lines):
     quoted = read_landing_file(quoted_text.encode(), "k.csv", ARRIVAL, False)
     columns = ["source_line", "meter_id", "timestamp", "value", "unit", "field_count_ok"]
     assert plain.select(columns).equals(quoted.select(columns))
+
+
+def exact_kw(value: str, unit: str) -> float | None:
+    """SPEC §2 oracle in exact integers for any exponent: None when the product is not a finite double."""
+    mantissa, _, exponent = value.lower().partition("e")
+    sign = -1 if mantissa.startswith("-") else 1
+    whole, _, fraction = mantissa.lstrip("+-").partition(".")
+    digits = int((whole + fraction) or "0")
+    power = int(exponent or "0") - len(fraction) + UNIT_EXPONENTS[unit]
+    if digits == 0:
+        return 0.0
+    if power + len(str(digits)) > 309:  # at least 10^309: beyond the largest double
+        return None
+    if power + len(str(digits)) < -10:  # below 10^-10: rounds to 0 at 4 places
+        return 0.0
+    with localcontext(prec=800):
+        exact = (Decimal(sign * digits).scaleb(power)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
+    kw = float(exact)
+    return None if math.isinf(kw) else kw
+
+
+huge_exponent_text = st.builds(
+    lambda sign, whole, frac, exp: f"{sign}{whole}{'.' + frac if frac is not None else ''}e{exp}",
+    st.sampled_from(["", "+", "-"]),
+    st.integers(0, 10**6).map(str),
+    st.one_of(st.none(), st.text("0123456789", min_size=0, max_size=6)),
+    st.one_of(st.integers(-(10**30), 10**30), st.integers(-420, 420), st.integers(300, 320)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(huge_exponent_text, st.sampled_from(list(UNIT_EXPONENTS))), min_size=1, max_size=20))
+def test_value_kw_applies_any_exponent_exactly_and_rejects_non_finite_products(pairs):
+    frame = pl.DataFrame({"i": range(len(pairs)), "v": [v for v, _ in pairs], "u": [u for _, u in pairs]})
+    got = with_value_kw(frame.lazy(), "v", "u").collect().sort("i")
+    for (value, unit), kw, overflow in zip(pairs, got["value_kw"], got["value_overflow"]):
+        expected = exact_kw(value, unit)
+        assert kw == expected, (value, unit)
+        assert overflow is (expected is None), (value, unit)

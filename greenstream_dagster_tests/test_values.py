@@ -94,3 +94,29 @@ def test_range_is_configurable():
 def test_raw_text_is_trimmed():
     readings, _ = one_row("SM-1,2024-04-15T00:00:00Z,  3250 ,  W  ")
     assert readings.select("value_raw", "unit_raw").row(0) == ("3250", "W")
+
+
+@pytest.mark.parametrize(
+    "value, unit, kw",
+    [
+        ("1e-99999999999999999999", "kW", 0.0),  # the exponent is applied, not dropped
+        ("-1e-99999", "MW", 0.0),
+        ("0e99999999999999999999", "kW", 0.0),  # zero times anything is zero
+        ("1e305", "W", 1e302),  # large but finite: a value, out of range
+        ("5e-5", "kW", 0.0),  # 0.00005: a tie, to even
+        ("15e-5", "kW", 0.0002),
+    ],
+)
+def test_exponents_are_applied_exactly(value, unit, kw):
+    assert reading(value, unit)["value_kw"] == kw
+
+
+@pytest.mark.parametrize(
+    "value, unit",
+    [("1e99999999999999999999", "kW"), ("1e400", "W"), ("-1e400", "kW"), ("1e308", "MW"), ("1e309", "kW")],
+)
+def test_a_product_that_is_not_a_finite_double_is_an_invalid_value(value, unit):
+    row = reading(value, unit)
+    assert row["validation_errors"] == ["INVALID_VALUE"]
+    assert row["value_kw"] is None
+    assert row["out_of_range"] is False

@@ -14,6 +14,7 @@ import polars as pl
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
+from greenstream_dagster.rules.bounded_text import bounded, for_log
 from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import read_landing_partition
@@ -22,6 +23,7 @@ from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, remova
 from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
 from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
+from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
 
@@ -91,15 +93,18 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 if removed and not _accepts_removal(context, config):
                     raise dg.Failure(removal_message(day.isoformat(), removed),
                                      metadata={"removed_objects": len(removed)})
+            limits = load_settings().reading_limits
             with watch.stage("read"):
-                partition = read_landing_partition(objects, day, lambda key: landing.read_object(client, bucket, key))
+                partition = read_landing_partition(
+                    objects, day, lambda key: landing.read_object(client, bucket, key), limits=limits)
             with watch.stage("dead_letter"):
                 for obj, reason in partition.dead_letters:
+                    reason = bounded(reason, limits.max_stored_chars)
                     dead_key = landing.dead_letter_object(client, bucket, obj.key, reason)
                     record_dead_letter_file(operational.url(), day, obj.key, obj.etag, reason, dead_key)
-                    context.log.warning(f"dead letter {obj.key}: {reason}")
+                    context.log.warning(f"dead letter {for_log(obj.key, 300)}: {for_log(reason, 500)}")
             for key, reason in partition.ignored[:DEAD_LETTER_SAMPLES]:
-                context.log.warning(f"ignored key {reason}")
+                context.log.warning(f"ignored key {for_log(reason, 500)}")
             with watch.stage("write"):
                 staging.write_frame(client, bucket, RAW, day, "rows", partition.rows)
                 staging.write_frame(client, bucket, RAW, day, "files", _file_frame(partition))
@@ -110,7 +115,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             "ignored_keys": len(partition.ignored),
             "removed_objects": len(removed),  # accepted: their readings leave the stores, audited
             "csv_bytes": partition.csv_bytes,
-            **({"dead_letters": "\n".join(f"{o.key}: {r}" for o, r in partition.dead_letters[:DEAD_LETTER_SAMPLES])}
+            **({"dead_letters": "\n".join(f"{for_log(o.key, 300)}: {for_log(r, 500)}"
+                                           for o, r in partition.dead_letters[:DEAD_LETTER_SAMPLES])}
                if partition.dead_letters else {}),
             **watch.metadata(partition.rows.height),
         })
@@ -222,7 +228,7 @@ def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> 
 def _file_frame(partition) -> pl.DataFrame:
     """The landing files read for this day: provenance for the record journey and the lake's size ratio."""
     rows = [(o.key, o.size, o.etag, o.last_modified, None) for o in partition.files]
-    rows += [(o.key, o.size, o.etag, o.last_modified, reason) for o, reason in partition.dead_letters]
+    rows += [(o.key, o.size, o.etag, o.last_modified, bounded(reason)) for o, reason in partition.dead_letters]
     return pl.DataFrame(
         rows, orient="row",
         schema={"key": pl.Utf8, "size": pl.Int64, "etag": pl.Utf8,

@@ -3,19 +3,27 @@
 A bad file is set aside whole with its reason while the partition's other files
 go on; keys outside the landing pattern are ignored and reported. Fetching the
 bytes is injected, so this stays free of S3 and can be tested alone.
+
+Memory is bounded by bytes, not only by threads: each file first passes the
+streaming checks (a bomb is dead-lettered holding one chunk), then waits until
+its decompressed size fits in the day's read budget (`read_budget_bytes`)
+beside the files being read; a file larger than the whole budget is read alone.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
 
-from greenstream_dagster.rules.csv_file import DeadLetterFile, read_landing_file
+from greenstream_dagster.rules.csv_file import DeadLetterFile, checked_size, read_landing_file
 from greenstream_dagster.rules.landing_key import IgnoredKey, LandingObject, parse_landing_key
+from greenstream_dagster.rules.reading_limits import ReadingLimits
 from greenstream_dagster.rules.schemas import RAW_ROW_COLUMNS
 
 
@@ -32,8 +40,30 @@ class LandingPartition:
         return sum(obj.size for obj in self.files)
 
 
+class ByteBudget:
+    """At most `capacity` bytes held at once by the readers; a claim above it waits to run alone."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.held = capacity, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def claim(self, size: int):
+        size = min(size, self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: self.held + size <= self.capacity)
+            self.held += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.held -= size
+                self._changed.notify_all()
+
+
 def read_landing_partition(
-    objects: list[LandingObject], day: date, fetch: Callable[[str], bytes], max_workers: int = 8
+    objects: list[LandingObject], day: date, fetch: Callable[[str], bytes], max_workers: int = 8,
+    limits: ReadingLimits = ReadingLimits(),
 ) -> LandingPartition:
     """Read every landing file of the day; `fetch(key)` returns an object's bytes."""
     ignored, wanted = [], []
@@ -47,11 +77,22 @@ def read_landing_partition(
             ignored.append((obj.key, f"{obj.key}: belongs to {key.partition_date}, not {day}"))
             continue
         wanted.append((obj, key.gzip))
+    budget = ByteBudget(limits.read_budget_bytes)
 
     def read(item):
         obj, gzipped = item
         try:
-            return obj, read_landing_file(fetch(obj.key), obj.key, obj.last_modified, gzipped), None
+            if not gzipped and obj.size > limits.max_object_bytes:
+                # Known from the listing: no need to fetch it to dead-letter it.
+                raise DeadLetterFile(f"larger than {limits.max_object_bytes} bytes (the object limit, "
+                                     "GREENSTREAM_MAX_OBJECT_BYTES)")
+            # A plain file is its own size in memory from the fetch on; a gzip file its compressed size
+            # until the streaming checks tell its decompressed size.
+            with budget.claim(obj.size):
+                data = fetch(obj.key)
+                size = checked_size(data, gzipped, limits)
+            with budget.claim(size + (len(data) if gzipped else 0)):
+                return obj, read_landing_file(data, obj.key, obj.last_modified, gzipped, limits), None
         except DeadLetterFile as reason:
             return obj, None, str(reason)
 

@@ -29,6 +29,7 @@ RAW_ROW_COLUMNS: dict[str, pl.DataType] = {
     "source_key": pl.Utf8,
     "source_modified_at": UTC_TIMESTAMP,
     "source_line": pl.Int64,
+    "line_count": pl.Int64,  # physical lines the row spans (more than 1 for a quoted multi-line record)
     "raw_line": pl.Utf8,
     "field_count_ok": pl.Boolean,
     "meter_id": pl.Utf8,

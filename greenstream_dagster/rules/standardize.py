@@ -57,7 +57,7 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         .with_columns(
             tariff_period(pl.col("reading_ts"), config).alias("tariff_period"),
             season(pl.col("reading_ts"), config).alias("season"),
-            validation_errors(pl.col("value_raw"), pl.col("unit_raw")).alias("validation_errors"),
+            validation_errors(pl.col("value_raw"), pl.col("unit_raw"), pl.col("value_overflow")).alias("validation_errors"),
             out_of_range(kw, config.min_kw, config.max_kw).alias("out_of_range"),
         )
         # Not sorted: ordering 4.8 million wide rows costs more than the rest of the stage,

@@ -17,6 +17,19 @@ _VALUE_PARTS = r"^(?<_v_sign>[+-]?)(?<_v_int>[0-9]*)\.?(?<_v_frac>[0-9]*)(?:[eE]
 UNIT_EXPONENTS = {"W": -3, "kW": 0, "MW": 3}
 DECIMALS = 4
 _MAX_DIGITS = 37  # Int128 holds 38 digits; 2 × remainder must fit too
+# Exponents are clamped to ±10^15: far beyond any double (10^±330) and any digit count a line
+# can hold, so the clamp never changes a result, and the shift arithmetic stays in Int64.
+_MAX_EXPONENT_DIGITS = 15
+
+
+def _exponent(text: pl.Expr) -> pl.Expr:
+    """The exponent's value, exact up to ±10^15 and clamped beyond (never dropped to 0)."""
+    magnitude = text.str.strip_chars_start("+-").str.strip_chars_start("0")
+    value = (
+        pl.when(magnitude.str.len_chars() > _MAX_EXPONENT_DIGITS).then(pl.lit(10**_MAX_EXPONENT_DIGITS, pl.Int64))
+        .otherwise(magnitude.replace("", "0").cast(pl.Int64))
+    )
+    return pl.when(text.is_null()).then(0).when(text.str.starts_with("-")).then(-value).otherwise(value)
 
 
 def value_is_valid(value: pl.Expr) -> pl.Expr:
@@ -27,9 +40,12 @@ def unit_is_allowed(unit: pl.Expr) -> pl.Expr:
     return unit.is_in(list(UNIT_EXPONENTS))
 
 
-def with_value_kw(frame: pl.LazyFrame, value: str, unit: str, target: str = "value_kw") -> pl.LazyFrame:
+def with_value_kw(
+    frame: pl.LazyFrame, value: str, unit: str, target: str = "value_kw", overflow: str = "value_overflow"
+) -> pl.LazyFrame:
     """Add `target`: value × unit factor in kW, rounded half to even to 4 places; null when
-    the value or unit is missing or invalid. Row order is not kept.
+    the value or unit is missing or invalid, or the product is not a finite double (then
+    `overflow` is true). Row order is not kept.
 
     Most readings need no rounding (3250 W is 3.25 kW exactly): their kW text is
     the digits with the exponent shifted, parsed once, correctly rounded. Only
@@ -47,10 +63,11 @@ def with_value_kw(frame: pl.LazyFrame, value: str, unit: str, target: str = "val
         .unnest("_v")
         .with_columns(
             # value_kw × 10^4 = digits × 10^shift, with shift = power of the last digit + 4.
-            (pl.col("_v_exp").cast(pl.Int64, strict=False).fill_null(0)
-             - pl.col("_v_frac").str.len_chars().cast(pl.Int64) + pl.col("_v_unit_exp") + DECIMALS).alias("_v_shift"),
+            # The power of ten of the value's last digit.
+            (_exponent(pl.col("_v_exp")) - pl.col("_v_frac").str.len_chars().cast(pl.Int64)).alias("_v_last"),
             (pl.col("_v_int") + pl.col("_v_frac")).str.strip_chars_start("0").replace("", "0").alias("_v_digits"),
         )
+        .with_columns((pl.col("_v_last") + pl.col("_v_unit_exp") + DECIMALS).alias("_v_shift"))
     )
     usable = pl.col("_v_digits").is_not_null() & pl.col("_v_unit_exp").is_not_null()
     plain = parts.filter(~usable | (shift >= 0)).with_columns(
@@ -75,15 +92,29 @@ def with_value_kw(frame: pl.LazyFrame, value: str, unit: str, target: str = "val
     kw = pl.col("_v_kw")
     return (
         pl.concat([plain, rounded])
-        # A zero keeps no sign: "-0" and "-0.00001" are 0.0 kW, not -0.0.
-        .with_columns(pl.when(kw == 0).then(0.0).otherwise(kw).alias(target))
-        .drop("_v_sign", "_v_int", "_v_frac", "_v_exp", "_v_unit_exp", "_v_shift", "_v_digits", "_v_kw")
+        .with_columns(_overflows().alias(overflow))
+        # A zero keeps no sign: "-0" and "-0.00001" are 0.0 kW, not -0.0. Not finite: no value.
+        .with_columns(pl.when(kw == 0).then(0.0).when(kw.is_infinite()).then(None).otherwise(kw).alias(target))
+        .drop("_v_sign", "_v_int", "_v_frac", "_v_exp", "_v_unit_exp", "_v_last", "_v_shift", "_v_digits", "_v_kw")
     )
 
 
-def validation_errors(value: pl.Expr, unit: pl.Expr) -> pl.Expr:
-    """INVALID_VALUE and UNIT_NOT_ALLOWED for present-but-bad fields; a missing field is neither."""
+def _overflows() -> pl.Expr:
+    """A valid value whose magnitude × unit factor is not a finite double (SPEC §2: INVALID_VALUE).
+
+    Without an allowed unit the factor is 1: `1e400` is not a finite double in any unit."""
+    power = pl.col("_v_last") + pl.col("_v_unit_exp").fill_null(0)
+    magnitude = pl.concat_str(pl.col("_v_digits"), pl.lit("e"), power.cast(pl.Utf8)).cast(pl.Float64)
+    return pl.col("_v_digits").is_not_null() & magnitude.is_infinite()
+
+
+def validation_errors(value: pl.Expr, unit: pl.Expr, overflow: pl.Expr | None = None) -> pl.Expr:
+    """INVALID_VALUE and UNIT_NOT_ALLOWED for present-but-bad fields; a missing field is neither.
+
+    `overflow` (from `with_value_kw`) marks valid text whose product is not a finite double."""
     bad_value = value.is_not_null() & ~value_is_valid(value)
+    if overflow is not None:
+        bad_value = bad_value | overflow.fill_null(False)
     bad_unit = unit.is_not_null() & ~unit_is_allowed(unit)
 
     def errors(*codes: str) -> pl.Expr:

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from greenstream_dagster.rules.bounded_text import for_log
 from greenstream_dagster.rules.landing_key import LandingObject, date_folder
 
 CURSOR_VERSION = 2
@@ -224,7 +225,8 @@ def plan_scan(
 
 
 def _examples(items: Sequence[str], examples: int) -> str:
-    shown = ", ".join(items[:examples])
+    # Keys come from whoever uploads: escaped and bounded, so none can forge or flood a log line.
+    shown = ", ".join(for_log(item, 300) for item in items[:examples])
     return shown + (f", … {len(items) - examples} more" if len(items) > examples else "")
 
 
