@@ -235,7 +235,7 @@ def from_scratch(deliveries: Deliveries, s3_client, bucket: str, database_url: s
     """The same files, in the same order, materialized day by day into fresh stores, in process."""
     deliveries.replay_into(bucket)
     saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("GREENSTREAM_")},
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("GREENSTREAM_", "AWS_"))},
                       GREENSTREAM_BUCKET=bucket, GREENSTREAM_DATABASE_URL=database_url)
     try:
         from greenstream_dagster.definitions import build_definitions

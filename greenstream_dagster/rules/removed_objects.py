@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from greenstream_dagster.rules.bounded_text import for_log
+
 ACCEPT_REMOVAL_TAG = "greenstream/accept_removed_objects"
 _NAMED = 10  # keys named in the message; the count says how many more
 
@@ -29,7 +31,7 @@ def removed_objects(previous_files: pl.DataFrame | None, current_keys: Iterable[
 
 def removal_message(day: str, removed: list[str]) -> str:
     """What stopped the run and what to do about it, with a bounded list of keys."""
-    named = ", ".join(_shown(key) for key in removed[:_NAMED])
+    named = ", ".join(for_log(key, 300) for key in removed[:_NAMED])
     more = f" and {len(removed) - _NAMED} more" if len(removed) > _NAMED else ""
     return (
         f"{len(removed)} landing object(s) loaded before for {day} are gone: {named}{more}. "
@@ -39,8 +41,3 @@ def removal_message(day: str, removed: list[str]) -> str:
         "kept in removed_readings."
     )
 
-
-def _shown(key: str, limit: int = 300) -> str:
-    """A key as one escaped, bounded piece of a log line (keys may hold newlines)."""
-    text = key.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= limit else text[:limit] + "…[cut]"
