@@ -207,3 +207,9 @@ def _safe_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parsed.port}" if parsed.port else ""
     return f"{parsed.scheme}://{host}{port}{parsed.path}"
+
+
+def start_embedded(services: ResolvedServices, server, setting: str, what: str) -> str:
+    """Start (or reuse) one more embedded server beside `services`; it stops with them.
+    A failure is a ConfigurationError naming `setting`, the variable that would replace it."""
+    return _start(server, services._servers, setting, what)
