@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, replay_dead_letters
+from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, build_replay_sensors, replay_dead_letters
 from greenstream_dagster.defs.fault_checks import build_fault_checks
 from greenstream_dagster.defs.jobs import build_jobs, retention_job
 from greenstream_dagster.defs.partitions import daily_partitions
@@ -30,6 +30,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start),
             build_dead_letter_sensor([ingest_job, lake_job]),
+            *build_replay_sensors(ingest_job),
         ],
         schedules=build_schedules(lake_job, retention_job, settings.schedule_timezone, settings.retention_days),
         resources={
