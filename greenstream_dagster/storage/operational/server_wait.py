@@ -23,8 +23,9 @@ import psycopg
 SERVER_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.5
 _CONNECT_TIMEOUT_SECONDS = 2
-# SQLSTATE 57P03 cannot_connect_now: the server is starting up, shutting down or in recovery.
-_NOT_READY = "57P03"
+# libpq reports a server's refusal at connection time as text only (no SQLSTATE): "FATAL: …".
+# These refusals mean "not yet": starting up, shutting down, recovering (SQLSTATE 57P03).
+_NOT_READY = ("starting up", "shutting down", "in recovery", "not yet accepting connections")
 
 
 def wait_for_server(database_url: str, max_wait_seconds: float = SERVER_WAIT_SECONDS) -> float:
@@ -37,6 +38,12 @@ def wait_for_server(database_url: str, max_wait_seconds: float = SERVER_WAIT_SEC
             with psycopg.connect(database_url, connect_timeout=_CONNECT_TIMEOUT_SECONDS):
                 return round(time.monotonic() - started, 3)
         except psycopg.OperationalError as error:
-            if error.sqlstate not in (None, _NOT_READY) or time.monotonic() + _POLL_SECONDS > deadline:
+            if _refused(error) or time.monotonic() + _POLL_SECONDS > deadline:
                 raise
         time.sleep(_POLL_SECONDS)
+
+
+def _refused(error: psycopg.OperationalError) -> bool:
+    """A server answered and said no, for a reason waiting does not change."""
+    message = str(error)
+    return "FATAL" in message and not any(reason in message for reason in _NOT_READY)
