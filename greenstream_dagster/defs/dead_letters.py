@@ -37,6 +37,7 @@ REASON_LIMIT = 2000
 REPLAY_JOB = "replay_dead_letters"
 REPLAY_OF_TAG = "greenstream/replay_of"  # the dead letter ids a replay run stands for
 REPLAY_REQUEST_TAG = "greenstream/replay_request"  # the run of replay_dead_letters that asked
+# Each evaluation is one indexed query; a replay should not wait half a minute per hop.
 REPLAY_SENSOR_INTERVAL_SECONDS = 15
 
 
@@ -51,7 +52,7 @@ def failed_asset_keys(context: dg.RunFailureSensorContext) -> list[str]:
 def build_dead_letter_sensor(monitored_jobs) -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name="dead_letter_sensor", monitored_jobs=monitored_jobs,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=REPLAY_SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
         description="Records a partition whose run failed after its retries in the dead letter store.",
     )
     def dead_letter_sensor(context: dg.RunFailureSensorContext, operational: OperationalStoreResource):
@@ -126,7 +127,7 @@ def build_replay_sensors(ingest_job) -> list[dg.SensorDefinition]:
 
     @dg.run_status_sensor(
         name="replay_closing_sensor", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job],
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=REPLAY_SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
         description="Closes the dead letters of a day whose replay run succeeded.",
     )
     def replay_closing_sensor(context: dg.RunStatusSensorContext, operational: OperationalStoreResource):
