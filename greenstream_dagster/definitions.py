@@ -11,7 +11,7 @@ import dagster as dg
 
 from greenstream_dagster.defs.automation import build_late_data_sensor
 from greenstream_dagster.defs.code_location_start import settings_at_load
-from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, replay_dead_letters
+from greenstream_dagster.defs.dead_letters import build_dead_letter_sensor, build_replay_sensors, replay_dead_letters
 from greenstream_dagster.defs.fault_checks import build_fault_checks
 from greenstream_dagster.defs.fleet_assets import build_fleet_assets
 from greenstream_dagster.defs.jobs import build_jobs, retention_job
@@ -38,6 +38,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start),
             build_dead_letter_sensor([ingest_job, lake_job]),
+            *build_replay_sensors(ingest_job),
             build_late_data_sensor(),
             freshness_sensor,
         ],

@@ -5,6 +5,11 @@ six days of sample meter data ending yesterday and uploads it to the landing
 zone, then runs `dagster dev` with the sensor and schedules on. The sensor
 picks the files up and the UI shows assets materializing. Ctrl-C stops
 everything; a second start reuses the data (the sample is made only once).
+
+Unless GREENSTREAM_PARTITIONS_START is set, the partitions start on the sample's
+first day. The 7-day fault window is clipped at the partitions' start (SPEC §3);
+starting them earlier would count the days before the sample as days of
+silence, and the communication-gap check would flag every meter.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.generator.manifest import Manifest
 from greenstream_dagster.services.command import ENV_FILE_NAME, write_env_file
 from greenstream_dagster.services.dagster_instance import PROJECT_ROOT, dagster_environment
 from greenstream_dagster.services.runtime import resolve_services
@@ -37,14 +43,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+PARTITIONS_START = "GREENSTREAM_PARTITIONS_START"
+
+
 def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookback_days: int) -> Path:
-    """Generate the sample once (a second start reuses it), inside the sensor's look-back."""
+    """Generate the sample once (a second start reuses it), inside the sensor's look-back and
+    not before `partitions_start` (None: no such limit)."""
     folder = data_dir / "sample"
     if (folder / "manifest.json").exists():
         return folder
     today = datetime.now(timezone.utc).date()
     yesterday = today - timedelta(days=1)
-    start = max(yesterday - timedelta(days=days - 1), partitions_start, today - timedelta(days=lookback_days - 1))
+    start = max(yesterday - timedelta(days=days - 1), today - timedelta(days=lookback_days - 1))
+    if partitions_start is not None:
+        start = max(start, partitions_start)
     count = (yesterday - start).days + 1
     # The fleet (SPEC §3a): a few meters silent for some days, and one that never returns.
     silences = {"silent_meters": 6, "silent_days": 2, "vanished_meters": 1} if count >= 4 else {}
@@ -54,10 +66,22 @@ def sample_data(data_dir: Path, meters: int, days: int, partitions_start, lookba
     return folder
 
 
+def sample_partitions_start(folder: Path) -> str:
+    """Where the partitions start when the user has not chosen: the sample's first day."""
+    return Manifest.load(folder).partitions_start
+
+
 def run(args) -> int:
     settings = load_settings()
+    start_chosen = bool(os.environ.get(PARTITIONS_START))
+    folder = None
+    if not args.no_sample:
+        folder = sample_data(settings.data_dir, args.meters, args.days,
+                             settings.partitions_start if start_chosen else None, settings.lookback_days)
     with resolve_services(settings) as services:
         exported = {**services.environment()}
+        if folder is not None and not start_chosen:
+            exported[PARTITIONS_START] = sample_partitions_start(folder)
         exported.update(dagster_environment(services, settings, {**os.environ, **exported}))
         # For `dagster …` commands in another shell: `source <data_dir>/services.env`.
         write_env_file(exported, settings.data_dir / ENV_FILE_NAME)
@@ -65,8 +89,9 @@ def run(args) -> int:
         origin = {True: "embedded", False: "configured"}
         print(f"S3 {services.s3_endpoint_url} bucket {services.bucket} ({origin['s3' in services.embedded]}); "
               f"PostgreSQL ({origin['database' in services.embedded]}); Dagster home {env['DAGSTER_HOME']}")
-        if not args.no_sample:
-            folder = sample_data(settings.data_dir, args.meters, args.days, settings.partitions_start, settings.lookback_days)
+        if folder is not None:
+            print(f"partitions start {env.get(PARTITIONS_START, settings.partitions_start.isoformat())}"
+                  + ("" if start_chosen else " (the sample's first day; set GREENSTREAM_PARTITIONS_START to choose)"))
             marker = folder / ".uploaded"
             if not marker.exists():
                 result = upload_folder(s3_client(services), services.bucket, folder / "raw-data")

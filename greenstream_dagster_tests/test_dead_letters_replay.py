@@ -1,6 +1,9 @@
 """SPEC §6 with real faults: PostgreSQL stopped during a run → retries, then success once it
-returns; kept down → the partition ends in the dead letters, and `replay_dead_letters`
-completes it after recovery with nothing lost or doubled."""
+returns; kept down → the partition ends in the dead letters, and a `replay_dead_letters`
+request makes the replay sensor ask for one queued ingest run per open day; its success
+closes the dead letters, with nothing lost or doubled.
+
+The same with the real daemon and the deployed instance: test_outages_as_deployed.py."""
 
 from __future__ import annotations
 
@@ -76,8 +79,8 @@ def test_postgres_back_during_the_retries_completes_the_load_without_duplicates(
     assert readings(url) == METERS * 96
 
     server.stop()
-    # PostgreSQL returns after 3 s: inside the 2 s + 4 s of the first two retries of the load.
-    timer = threading.Timer(3.0, restart, args=(server, url))
+    # PostgreSQL returns after 15 s: longer than one attempt waits for it (10 s), so the load retries.
+    timer = threading.Timer(15.0, restart, args=(server, url))
     timer.start()
     result = job.execute_in_process(partition_key=DAY.isoformat(), instance=instance, raise_on_error=False,
                                     asset_selection=[dg.AssetKey("meter_readings")])
@@ -88,22 +91,27 @@ def test_postgres_back_during_the_retries_completes_the_load_without_duplicates(
     assert readings(url) == METERS * 96
 
 
+# Each attempt waits out the server for 10 s by default; kept down for good, that only makes the test slow.
+SHORT_WAIT = {"resources": {"operational": {"config": {"server_wait_seconds": 1.0}}}}
+
+
 def test_postgres_kept_down_dead_letters_the_partition_and_replay_completes_it(platform):
     defs, instance, server, url = platform
+    job = defs.resolve_job_def("ingest_partition_job")
     server.stop()
     started = time.monotonic()
-    failed = defs.resolve_job_def("ingest_partition_job").execute_in_process(
-        partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
+    failed = job.execute_in_process(partition_key=DAY.isoformat(), instance=instance, raise_on_error=False,
+                                    run_config=SHORT_WAIT)
     assert not failed.success
     assert time.monotonic() - started >= 2 + 4 + 8  # three retries with the spec's backoff
 
     restart(server, url)
+    operational = defs.get_repository_def().get_top_level_resources()["operational"]
     sensor = defs.get_sensor_def("dead_letter_sensor")
-    failure_event = failed.get_run_failure_event()
     context = dg.build_run_status_sensor_context(
         sensor_name="dead_letter_sensor", dagster_instance=instance,
-        dagster_run=failed.dagster_run, dagster_event=failure_event,
-        resources={"operational": defs.get_repository_def().get_top_level_resources()["operational"]},
+        dagster_run=failed.dagster_run, dagster_event=failed.get_run_failure_event(),
+        resources={"operational": operational},
     ).for_run_failure()
     sensor(context)
     open_letters = list_open_dead_letters(url, kind="partition")
@@ -111,11 +119,28 @@ def test_postgres_kept_down_dead_letters_the_partition_and_replay_completes_it(p
     assert {(d.partition_date, d.run_id) for d in open_letters} == {(DAY, failed.run_id)}
     assert readings(url) == 0
 
-    replay = defs.resolve_job_def("replay_dead_letters").execute_in_process(instance=instance)
-    assert replay.success
-    assert readings(url) == METERS * 96
-    assert list_open_dead_letters(url, kind="partition") == []
+    replay_sensor = defs.get_sensor_def("replay_dead_letters_sensor")
+    with dg.build_sensor_context(instance=instance, resources={"operational": operational}) as context:
+        assert replay_sensor(context).skip_message  # nobody asked yet: nothing replays on its own
+    ask = defs.resolve_job_def("replay_dead_letters").execute_in_process(instance=instance)
+    assert ask.success
+    with dg.build_sensor_context(instance=instance, resources={"operational": operational}) as context:
+        result = replay_sensor(context)
+        cursor = result.cursor
+    [request] = result.run_requests
+    assert request.partition_key == DAY.isoformat()
+    assert request.tags["greenstream/replay_of"] == str(open_letters[0].dead_letter_id)
+    with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                 resources={"operational": operational}) as context:
+        assert replay_sensor(context).skip_message  # one ask, one replay
 
-    again = defs.resolve_job_def("replay_dead_letters").execute_in_process(instance=instance)
-    assert again.success
-    assert readings(url) == METERS * 96  # idempotent: nothing doubled
+    # The run the daemon would launch from the queue, executed here with the request's tags.
+    replayed = job.execute_in_process(partition_key=request.partition_key, tags=request.tags, instance=instance)
+    assert replayed.success and readings(url) == METERS * 96
+    closing = defs.get_sensor_def("replay_closing_sensor")
+    success_event = next(e for e in replayed.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+    closing(dg.build_run_status_sensor_context(
+        sensor_name="replay_closing_sensor", dagster_instance=instance, dagster_run=replayed.dagster_run,
+        dagster_event=success_event, resources={"operational": operational},
+    ))
+    assert list_open_dead_letters(url, kind="partition") == []

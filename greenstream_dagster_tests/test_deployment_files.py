@@ -173,35 +173,47 @@ def _compose_launcher() -> dict:
 # ---------------------------------------------------------------- the compose stack
 
 def test_compose_runs_postgresql_s3_the_code_server_webserver_and_daemon():
-    assert {"postgresql", "s3", "s3-init", "user_code", "webserver", "daemon"} <= set(_compose()["services"])
+    assert {"postgresql", "dagster_postgresql", "s3", "s3-init", "user_code", "webserver", "daemon"} <= set(
+        _compose()["services"]
+    )
 
 
-def test_postgresql_is_health_checked_and_every_dagster_service_waits_for_it():
-    check = _service("postgresql")["healthcheck"]["test"]
+@pytest.mark.parametrize("server", ["postgresql", "dagster_postgresql"])
+def test_postgresql_is_health_checked_and_every_dagster_service_waits_for_it(server):
+    check = _service(server)["healthcheck"]["test"]
     assert "pg_isready" in " ".join(check)
     for name in DAGSTER_SERVICES:
-        assert _depends_on(name).get("postgresql") == "service_healthy", name
+        assert _depends_on(name).get(server) == "service_healthy", name
 
 
-def test_postgresql_creates_the_dagster_and_operational_databases_the_urls_name():
-    postgres_env = _resolved_environment("postgresql")
-    init_folder = next(
-        source for target, source in _volume_mounts("postgresql").items()
-        if target == "/docker-entrypoint-initdb.d"
-    )
-    created = {postgres_env["POSTGRES_DB"]}
-    for script in (ROOT / init_folder).glob("*.sql"):
-        created |= set(re.findall(r"CREATE DATABASE\s+(\w+)", script.read_text(), re.IGNORECASE))
+def _created_databases(server: str) -> set[str]:
+    env = _resolved_environment(server)
+    created = {env["POSTGRES_DB"]}
+    for target, source in _volume_mounts(server).items():
+        if target == "/docker-entrypoint-initdb.d":
+            for script in (ROOT / source).glob("*.sql"):
+                created |= set(re.findall(r"CREATE DATABASE\s+(\w+)", script.read_text(), re.IGNORECASE))
+    return created
+
+
+def test_dagster_storage_and_the_operational_store_are_databases_of_two_servers():
+    """An outage of the operational store must leave Dagster's bookkeeping (the retries' own
+    event-log writes) running: the two URLs name different servers, each creating its database."""
     for name in DAGSTER_SERVICES:
         env = _resolved_environment(name)
-        for variable, database in (("DAGSTER_POSTGRES_URL", "dagster"), ("GREENSTREAM_DATABASE_URL", "greenstream")):
+        for variable, server, database in (("DAGSTER_POSTGRES_URL", "dagster_postgresql", "dagster"),
+                                           ("GREENSTREAM_DATABASE_URL", "postgresql", "greenstream")):
             url = urlparse(env[variable])
-            assert (url.hostname, url.port or 5432) == ("postgresql", 5432), (name, variable)
+            server_env = _resolved_environment(server)
+            assert (url.hostname, url.port or 5432) == (server, 5432), (name, variable)
             assert url.path.lstrip("/") == database, (name, variable)
+            assert database in _created_databases(server), (server, database)
             assert (url.username, url.password) == (
-                postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"]
+                server_env["POSTGRES_USER"], server_env["POSTGRES_PASSWORD"]
             ), (name, variable)
-    assert {"dagster", "greenstream"} <= created
+    operational_volume = _volume_mounts("postgresql")["/var/lib/postgresql/data"]
+    dagster_volume = _volume_mounts("dagster_postgresql")["/var/lib/postgresql/data"]
+    assert operational_volume != dagster_volume
 
 
 def test_s3_is_minio_health_checked_and_the_bucket_exists_before_the_code_server_starts():
@@ -238,6 +250,7 @@ def test_published_ports_listen_on_loopback_only():
 def test_passwords_are_local_defaults_the_environment_overrides():
     secret_values = {
         "postgresql": ["POSTGRES_PASSWORD"],
+        "dagster_postgresql": ["POSTGRES_PASSWORD"],
         "s3": ["MINIO_ROOT_PASSWORD"],
         **{name: ["AWS_SECRET_ACCESS_KEY", "DAGSTER_POSTGRES_URL", "GREENSTREAM_DATABASE_URL"]
            for name in DAGSTER_SERVICES},
@@ -293,7 +306,7 @@ def test_compose_runs_each_run_in_a_container_on_the_stack_network():
     assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
     network = launcher["config"]["network"]
     [key] = [key for key, spec in _compose()["networks"].items() if (spec or {}).get("name") == network]
-    for name in ("postgresql", "s3", *DAGSTER_SERVICES):
+    for name in ("postgresql", "dagster_postgresql", "s3", *DAGSTER_SERVICES):
         assert key in _service(name)["networks"], name
     for name in ("webserver", "daemon"):  # the launcher drives the host's Docker from these
         assert _volume_mounts(name).get("/var/run/docker.sock") == "/var/run/docker.sock", name

@@ -299,3 +299,12 @@ def assert_real_screenshot(png: bytes) -> None:
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (1400, 900)
     assert len(png) > 40_000, f"screenshot only {len(png)} bytes: a blank or loading page?"
+
+
+def test_an_assets_overview_charts_its_metadata_as_the_readme_says(webserver, browser, ingested):
+    # README: the Overview tab's Metadata section switches from Table to Plots.
+    text = browser.open(f"{webserver.url}/assets/meter_readings?view=overview",
+                        expect=["Overview", "Metadata", "Table", "Plots", "inserted"])
+    assert "Partitions" in text
+    png = browser.screenshot(SCREENSHOTS / "meter-readings-metadata.png")
+    assert_real_screenshot(png)

@@ -22,6 +22,7 @@ from greenstream_dagster.rules.config import RulesConfig, RulesConfigError
 from greenstream_dagster.services.runtime import ResolvedServices, resolve_services
 from greenstream_dagster.settings import ConfigurationError, Settings, load_settings
 from greenstream_dagster.storage.operational.migrate import apply_migrations
+from greenstream_dagster.storage.operational.server_wait import SERVER_WAIT_SECONDS, wait_for_server
 from greenstream_dagster.storage.s3 import s3_client
 
 _lock = threading.Lock()
@@ -59,15 +60,21 @@ class S3Resource(dg.ConfigurableResource):
 
 
 class OperationalStoreResource(dg.ConfigurableResource):
-    """The PostgreSQL operational store; migrations are applied on first use in each process."""
+    """The PostgreSQL operational store; migrations are applied on first use in each process.
+
+    `url()` is where every storage attempt meets the server: it first waits out a
+    short outage (see storage/operational/server_wait.py for why and how long).
+    """
 
     database_url: str | None = None  # None: GREENSTREAM_DATABASE_URL, else the embedded PostgreSQL
+    server_wait_seconds: float = SERVER_WAIT_SECONDS
 
     def url(self) -> str:
         settings = load_settings()
         if self.database_url is not None:
             settings = dataclasses.replace(settings, database_url=self.database_url)
         url = settings.database_url or _embedded(settings, database=True).database_url
+        wait_for_server(url, self.server_wait_seconds)
         with _lock:
             if url not in _migrated:
                 apply_migrations(url)

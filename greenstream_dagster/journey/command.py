@@ -20,7 +20,6 @@ from datetime import date, datetime, timezone
 import adbc_driver_manager
 import psycopg
 
-from greenstream_dagster.services.dagster_instance import dagster_storage_url
 from greenstream_dagster.journey import runs
 from greenstream_dagster.journey.facts import ReadingJourney, to_json_dict
 from greenstream_dagster.journey.gather import (
@@ -32,6 +31,7 @@ from greenstream_dagster.journey.gather import (
 )
 from greenstream_dagster.journey.points import points_lost
 from greenstream_dagster.journey.story import render
+from greenstream_dagster.services.dagster_instance import dagster_storage, needs_storage_url
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.s3 import s3_client
@@ -67,9 +67,9 @@ def run(args) -> int:
         return 2
     settings = load_settings()
     with resolve_services(settings) as services:
-        if os.environ.get("DAGSTER_HOME"):
-            # dagster.yaml reads its storage from DAGSTER_POSTGRES_URL; `greenstream dev` sets it the same way.
-            os.environ.setdefault("DAGSTER_POSTGRES_URL", dagster_storage_url(services.database_url))
+        if needs_storage_url(os.environ):
+            # The project's dagster.yaml reads its storage from DAGSTER_POSTGRES_URL; found as `greenstream dev` does.
+            os.environ["DAGSTER_POSTGRES_URL"] = dagster_storage(services, settings, os.environ)
         instance, problem = runs.open_instance()
         try:
             sources = JourneySources(

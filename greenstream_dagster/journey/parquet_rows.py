@@ -5,6 +5,15 @@ needs a handful. The Parquet footer is read first, row groups whose statistics
 exclude the meter are skipped (the lake writes statistics; staging frames do
 not), then only the key column of the remaining groups, and the full columns
 only of the groups that hold a match.
+
+Everything is read and decoded on the calling thread (`pre_buffer=False`,
+`use_threads=False`). The object is a Python file, so Arrow's handles on it are
+Python objects: read ahead on Arrow's I/O pool or decoded on its CPU pool, a
+worker could drop the last of them just after the read returned, as the
+interpreter was exiting, and need the GIL then — the process aborted
+(`terminate called without an active exception`, exit 134) after printing. A
+journey reads a handful of rows, so one thread and a GET per column chunk cost
+little.
 """
 
 from __future__ import annotations
@@ -65,17 +74,17 @@ def rows_where(client, bucket: str, key: str, column: str, value: str) -> pl.Dat
         return None
     # Unbuffered: Parquet reads whole column chunks, so each read is one GET of exactly what is needed.
     with _S3Object(client, bucket, key, size) as file:
-        parquet = pq.ParquetFile(file)
+        parquet = pq.ParquetFile(file, pre_buffer=False)
         leaf = _leaf_index(parquet, column)
         parts = []
         for group in range(parquet.num_row_groups):
             if not _may_hold(parquet.metadata.row_group(group).column(leaf).statistics, value):
                 continue
-            keys = parquet.read_row_group(group, columns=[column]).column(0)
+            keys = parquet.read_row_group(group, columns=[column], use_threads=False).column(0)
             mask = pc.equal(keys, pa.scalar(value, keys.type))
             if not pc.any(mask).as_py():
                 continue
-            parts.append(parquet.read_row_group(group).filter(mask))
+            parts.append(parquet.read_row_group(group, use_threads=False).filter(mask))
         table = pa.concat_tables(parts) if parts else parquet.schema_arrow.empty_table()
     return pl.from_arrow(table)
 

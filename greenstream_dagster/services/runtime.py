@@ -207,3 +207,9 @@ def check_configured_services(settings: Settings, timeout: float = S3_PROBE_TIME
                  settings.aws_region, settings.bucket, timeout=timeout)
     if settings.database_url is not None:
         check_database(settings.database_url, timeout=timeout)
+
+
+def start_embedded(services: ResolvedServices, server, setting: str, what: str) -> str:
+    """Start (or reuse) one more embedded server beside `services`; it stops with them.
+    A failure is a ConfigurationError naming `setting`, the variable that would replace it."""
+    return _start(server, services._servers, setting, what)
