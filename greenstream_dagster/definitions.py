@@ -27,7 +27,7 @@ from greenstream_dagster.settings import Settings
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.partitions_start)
-    ingest_job, lake_job = build_jobs(partitions)
+    ingest_job, lake_job = build_jobs()
     landing, freshness_checks, observe_job, observe_schedule, freshness_sensor = build_landing_freshness(
         settings.freshness_hours)
     return dg.Definitions(
@@ -37,7 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[ingest_job, lake_job, retention_job, replay_dead_letters, observe_job],
         sensors=[
             build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start),
-            build_dead_letter_sensor([ingest_job, lake_job]),
+            build_dead_letter_sensor(),
             *build_replay_sensors(ingest_job),
             build_late_data_sensor(),
             freshness_sensor,

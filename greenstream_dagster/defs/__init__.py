@@ -22,6 +22,11 @@ CHOSEN_FEATURES = (
     (dg.BetaWarning, "Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping"),
     # fault_checks.py, reading_assets.py: a check result per partition day in the UI.
     (dg.PreviewWarning, "Specifying a partitions_def on an AssetCheckSpec"),
+    # landing_freshness.py: the landing zone is observed, not materialized (its freshness is arrivals).
+    (dg.BetaWarning, "Function `observable_source_asset`"),
+    # landing_freshness.py: a last-update check on that observed source, re-evaluated by its sensor.
+    (dg.SupersessionWarning, "Function `build_last_update_freshness_checks`"),
+    (dg.SupersessionWarning, "Function `build_sensor_for_freshness_checks`"),
 )
 
 for category, message in CHOSEN_FEATURES:

@@ -50,9 +50,12 @@ def failed_asset_keys(context: dg.RunFailureSensorContext) -> list[str]:
     return sorted(set(keys)) or ["run"]
 
 
-def build_dead_letter_sensor(monitored_jobs) -> dg.SensorDefinition:
+def build_dead_letter_sensor() -> dg.SensorDefinition:
+    """Watches every job of the code location: a day fails in the sensor's ingest job, the 02:00
+    rollup, a UI backfill or a cascade run (the last two run Dagster's implicit asset job)."""
+
     @dg.run_failure_sensor(
-        name="dead_letter_sensor", monitored_jobs=monitored_jobs,
+        name="dead_letter_sensor",
         minimum_interval_seconds=REPLAY_SENSOR_INTERVAL_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
         description="Records a partition whose run failed after its retries in the dead letter store.",
     )

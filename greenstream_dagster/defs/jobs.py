@@ -19,17 +19,16 @@ INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "me
 LAKE_ASSETS = ("lake_readings", "lake_meter_daily")
 
 
-def build_jobs(partitions: dg.PartitionsDefinition):
+def build_jobs():
+    """The sensor's ingest job and the rollup's lake job; their daily partitions come from the assets."""
     ingest = dg.define_asset_job(
         "ingest_partition_job",
         selection=dg.AssetSelection.assets(*INGEST_ASSETS),
-        partitions_def=partitions,
         description="raw → standardized → scored → PostgreSQL and lake for one partition day (the sensor's target).",
     )
     lake = dg.define_asset_job(
         "lake_rollup_job",
         selection=dg.AssetSelection.assets(*LAKE_ASSETS),
-        partitions_def=partitions,
         description="Rewrite one day of the Parquet lake from its scored readings.",
     )
     return ingest, lake
