@@ -36,10 +36,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[*build_fault_checks(partitions), *freshness_checks],
         jobs=[ingest_job, lake_job, retention_job, replay_dead_letters, observe_job],
         sensors=[
-            build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start),
+            build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start,
+                                  settings.sensor_interval_seconds),
             build_dead_letter_sensor(),
             *build_replay_sensors(ingest_job),
-            build_late_data_sensor(),
+            build_late_data_sensor(settings.sensor_interval_seconds),
             freshness_sensor,
         ],
         schedules=[*build_schedules(lake_job, retention_job, settings.schedule_timezone, settings.retention_days),
