@@ -46,7 +46,8 @@ DAYS = [START + timedelta(days=k) for k in range(4)]
 ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings",
           "lake_readings", "lake_meter_daily", "meter_registry", "silent_meters")  # every partitioned asset
 BACKLOG_METERS = 8  # meters of the first day whose readings arrive last, as a backlog file
-SETTLED_AFTER_SECONDS = 100  # quiet for longer than three sensor and automation ticks
+SENSOR_INTERVAL_SECONDS = 10  # the sensors tick faster than the default 30 s, so the test settles sooner
+SETTLED_AFTER_SECONDS = 40  # quiet for longer than three sensor and automation ticks
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""

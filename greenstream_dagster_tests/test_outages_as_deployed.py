@@ -117,7 +117,8 @@ def deployment(s3_env, s3_client, monkeypatch):
         operational = EmbeddedPostgres(folder / "postgres")
         database_url = operational.start()
         env = {**s3_env, "GREENSTREAM_DATABASE_URL": database_url, "GREENSTREAM_DATA_DIR": str(folder),
-               "GREENSTREAM_PARTITIONS_START": FIRST_DAY.isoformat()}
+               "GREENSTREAM_PARTITIONS_START": FIRST_DAY.isoformat(),
+               "GREENSTREAM_SENSOR_INTERVAL_SECONDS": "10"}  # the sensor sees an upload sooner
         settings = load_settings(env)
         services = resolve_services(settings)
         deployed = None
