@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(VENV)/bin/greenstream dev
 
+# Two workers: most tests wait on servers and sensor ticks, so two at a time halve the wall time.
 test: $(STAMP)
 	sh scripts/install-chromium
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_rules.py
