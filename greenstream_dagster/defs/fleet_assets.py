@@ -17,12 +17,13 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
 from greenstream_dagster.defs.reading_assets import STANDARDIZED, partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.meter_registry import day_presence
 from greenstream_dagster.rules.silent_meters import fleet_day, silent_meters
-from greenstream_dagster.storage import lake, landing, staging
+from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.fleet_lake import write_registry_snapshot
 from greenstream_dagster.storage.operational.fleet import (
     fetch_lookback,
@@ -151,18 +152,11 @@ def _meter_stats(context, client, bucket: str, day: date) -> pl.DataFrame:
 
 
 def _wait_for_lookback(context, client, bucket: str, day: date, missing: list[date], recent_days: int) -> None:
-    """A recent look-back day (within the fault window) with landing files but no registry record
-    yet is being processed by another run of the same burst: wait for it, as the scored step
-    waits for its window, rather than report its meters as silent. Older unrecorded days (a
-    registry introduced after the data) are reported in the metadata, not waited for."""
-    recent = [d for d in missing if d >= day - timedelta(days=recent_days)]
-    pending = [d for d in recent if landing.date_folder_has_objects(client, bucket, d)]
-    if not pending:
-        return
-    names = ", ".join(map(str, pending))
-    if context.retry_number >= LOOKBACK_WAIT_RETRIES:
-        context.log.warning(f"look-back days {names} have landing files but no meter_registry yet: "
-                            "judging without them; this day is re-run automatically when they are recorded")
-        return
-    context.log.info(f"waiting {LOOKBACK_WAIT_SECONDS} s for meter_registry of {names}")
-    raise dg.RetryRequested(max_retries=LOOKBACK_WAIT_RETRIES, seconds_to_wait=LOOKBACK_WAIT_SECONDS)
+    """Recent look-back days (within the fault window) still being recorded would read as silence:
+    wait for them a while. Older unrecorded days (a registry introduced after the data) are
+    reported in the metadata, not waited for."""
+    wait_for_pending_days(
+        context, client, bucket, [d for d in missing if d >= day - timedelta(days=recent_days)],
+        waiting_for=REGISTRY, going_on="judging without them; this day is re-run automatically when they are recorded",
+        seconds=LOOKBACK_WAIT_SECONDS, retries=LOOKBACK_WAIT_RETRIES,
+    )

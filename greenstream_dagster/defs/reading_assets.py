@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
+from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.bounded_text import bounded, for_log
@@ -206,23 +207,12 @@ WINDOW_WAIT_RETRIES = 12
 
 
 def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> None:
-    """A window day that has landing files but no standardized statistics yet is usually being
-    processed by another run (the sensor starts a burst of days together): wait a while rather
-    than score with a hole in the window, which would read as a communication gap.
-
-    The wait is bounded and never fails the day: after it, the day is scored with what the
-    window holds, and the late-data cascade re-scores it once the missing days are standardized.
-    """
-    pending = [d for d in missing_days if landing.date_folder_has_objects(client, bucket, d)]
-    if not pending:
-        return
-    days = ", ".join(map(str, pending))
-    if context.retry_number >= WINDOW_WAIT_RETRIES:
-        context.log.warning(f"window days {days} have landing files but are not standardized yet: scoring "
-                            "without them; this day is re-scored automatically when they are")
-        return
-    context.log.info(f"waiting {WINDOW_WAIT_SECONDS} s for window days {days} to be standardized")
-    raise dg.RetryRequested(max_retries=WINDOW_WAIT_RETRIES, seconds_to_wait=WINDOW_WAIT_SECONDS)
+    """Window days still being standardized read as a communication gap: wait for them a while."""
+    wait_for_pending_days(
+        context, client, bucket, missing_days, waiting_for="standardized readings",
+        going_on="scoring without them; this day is re-scored automatically when they are",
+        seconds=WINDOW_WAIT_SECONDS, retries=WINDOW_WAIT_RETRIES,
+    )
 
 
 def _file_frame(partition) -> pl.DataFrame:
