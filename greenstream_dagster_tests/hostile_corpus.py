@@ -144,7 +144,7 @@ def build_corpus() -> list[Kind]:
 
 def kind_dead_empty_objects(base):
     return [dead("empty_object", b"", "empty object"),
-            dead("empty_gzip", gzip.compress(b""), "empty file after gzip", "empty_gzip.csv.gz")]
+            dead("empty_gzip", gzip.compress(b"", mtime=0), "empty file after gzip", "empty_gzip.csv.gz")]
 
 
 def kind_dead_corrupt_gzip(base):
