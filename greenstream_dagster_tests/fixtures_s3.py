@@ -44,7 +44,7 @@ def bucket(s3_client):
     name = f"test-{uuid.uuid4().hex[:16]}"
     s3_client.create_bucket(Bucket=name)
     yield name
-    _delete_bucket(s3_client, name)
+    delete_bucket(s3_client, name)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def s3_env(s3_endpoint_url, bucket) -> dict[str, str]:
     }
 
 
-def _delete_bucket(client, name: str) -> None:
+def delete_bucket(client, name: str) -> None:
     # Deleting the bucket frees its SeaweedFS collection (and volume slots) for later tests.
     # SeaweedFS deletes a non-empty bucket with its contents; other servers need emptying first.
     try:

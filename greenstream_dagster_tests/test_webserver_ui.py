@@ -38,7 +38,7 @@ from greenstream_dagster.storage.operational.migrate import apply_migrations
 from greenstream_dagster.storage.upload_command import upload_folder
 from greenstream_dagster_tests.browser import Browser, chromium_unavailable_reason, find_chromium
 from greenstream_dagster_tests.fixtures_postgres import with_database
-from greenstream_dagster_tests.fixtures_s3 import _delete_bucket
+from greenstream_dagster_tests.fixtures_s3 import delete_bucket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
@@ -62,7 +62,7 @@ def ui_bucket(s3_client):
     name = f"test-ui-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     yield name
-    _delete_bucket(s3_client, name)
+    delete_bucket(s3_client, name)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import dagster as dg
 import polars as pl
 
@@ -11,15 +13,17 @@ from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, p
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.storage import lake, staging
-from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
+from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
 from greenstream_dagster.storage.operational.queries import count_day_readings
 
 LAKE_GRADES = ("A", "B", "C")
+LOAD = "meter_readings"
 
 
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name="meter_readings", **one_day(partitions), group_name="stores", kinds={"postgres"},
+        name=LOAD, **one_day(partitions), group_name="stores", kinds={"postgres"},
         automation_condition=late_data_propagates(),
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
@@ -34,8 +38,10 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
                 revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
             with watch.stage("load"):
-                result = load_partition(operational.url(), day, readings, rejected, revisions, run_id=context.run.run_id)
+                result = _load_changes(client, bucket, operational.url(), day, readings, rejected, revisions,
+                                       context.run.run_id)
         return dg.MaterializeResult(metadata={
+            "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
             "rows": result.rows,
             "inserted": result.inserted,
             "updated": result.updated,
@@ -102,6 +108,27 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     return [meter_readings, lake_readings, lake_meter_daily]
+
+
+def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, run_id: str):
+    """Load the day, sending only the readings that changed since its last load when that load's
+    digest is at hand (storage/operational/changed_rows.py); then keep this load's digest."""
+    previous_name = fetch_previous_load_name(database_url, day)
+    previous = None
+    if previous_name is not None:
+        digest = staging.read_frame(client, bucket, LOAD, day, _digest(previous_name))
+        previous = PreviousLoad(previous_name, digest) if digest is not None else None
+    name = uuid.uuid4().hex
+    result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
+                            previous=previous, digest_name=name)
+    staging.write_frame(client, bucket, LOAD, day, _digest(name), result.digest)
+    if previous_name is not None:
+        staging.delete_frame(client, bucket, LOAD, day, _digest(previous_name))
+    return result
+
+
+def _digest(name: str) -> str:
+    return f"digest-{name}"
 
 
 def _refuse_empty_over_stored(client, bucket: str, day, database_url: str) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -40,6 +40,13 @@ import pyarrow as pa
 from psycopg import errors, sql
 
 from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS
+from greenstream_dagster.storage.operational.changed_rows import (
+    DIGEST_FORMAT,
+    DIGEST_KEY,
+    PreviousLoad,
+    changes_since,
+    row_digest,
+)
 from greenstream_dagster.storage.operational.partitions import day_partition_exists, partition_name
 
 STAGING_SCHEMA = "load_staging"
@@ -89,6 +96,8 @@ class LoadResult:
     stage_seconds: float
     merge_seconds: float
     seconds: float
+    readings_copied: int = 0  # readings sent to PostgreSQL: all of them, or only the changed ones
+    digest: pl.DataFrame | None = field(default=None, repr=False, compare=False)  # see changed_rows.py
 
     @property
     def rows(self) -> int:
@@ -100,8 +109,8 @@ class LoadResult:
         return self.inserted + self.updated + self.deleted + self.rejected_changed + self.revisions_changed
 
     def as_metadata(self) -> dict:
-        return {**asdict(self), "partition_date": self.partition_date.isoformat(),
-                "rows": self.rows, "changed": self.changed}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "digest"}
+        return {**values, "partition_date": self.partition_date.isoformat(), "rows": self.rows, "changed": self.changed}
 
 
 @dataclass(frozen=True)
@@ -129,41 +138,63 @@ def load_partition(
     *,
     copy_connections: int | None = None,
     run_id: str | None = None,
+    previous: PreviousLoad | None = None,
+    digest_name: str | None = None,
 ) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
     mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS).
 
     Readings the input no longer has are deleted and kept in removed_readings with
-    `run_id` (SPEC §5: never removed silently)."""
+    `run_id` (SPEC §5: never removed silently). With `previous` (the digest the
+    day's last load left, see changed_rows.py) only the readings that changed are
+    sent, when PostgreSQL confirms that digest still describes the day. With
+    `digest_name` the load records that name for the digest of this input (returned
+    in the result, for the caller to store)."""
     started = time.perf_counter()
     frames = [
         (table, _conform(table, frame, partition_date))
         for table, frame in ((READINGS, readings), (REJECTED, rejected), (REVISIONS, revisions))
     ]
+    digest = row_digest(frames[0][1], list(READINGS.values)) if digest_name else None
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
     lock = (_LOAD_LOCK, partition_date.toordinal())
+    copied = 0
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
         try:
             fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
+            changes = None
+            if previous is not None and digest is not None and not fresh[READINGS.name] \
+                    and _previous_load_current(conn, partition_date, previous):
+                changes = changes_since(previous.digest, frames[0][1], digest)
             for table, frame in frames:
                 _create_staging(conn, table, partition_date, fresh[table.name])
+                if table is READINGS and changes is not None:
+                    frame = changes.upserts
+                    _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
                 _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections)
+                copied += frame.height if table is READINGS else 0
             staged = time.perf_counter()
             with conn.transaction():
                 for name, value in _TRANSACTION_SETTINGS.items():
                     conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-                results = [
-                    _attach(conn, table, partition_date, frame.height) if fresh[table.name]
-                    else _merge(conn, table, partition_date, frame.height, run_id)
-                    for table, frame in frames
-                ]
+                results = []
+                for table, frame in frames:
+                    if fresh[table.name]:
+                        results.append(_attach(conn, table, partition_date, frame.height))
+                    elif table is READINGS and changes is not None:
+                        results.append(_apply_changes(conn, partition_date, frame.height, changes, run_id))
+                    else:
+                        results.append(_merge(conn, table, partition_date, frame.height, run_id))
+                if digest_name is not None:
+                    _record_load(conn, partition_date, digest_name, frames[0][1].height)
             _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
             merged = time.perf_counter()
         finally:
             if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
                 for table, _ in frames:  # an attached staging table has left the schema already
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_gone(partition_date)))
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
     readings_result, rejected_result, revisions_result = results
@@ -180,7 +211,82 @@ def load_partition(
         stage_seconds=round(staged - started, 3),
         merge_seconds=round(merged - staged, 3),
         seconds=round(merged - started, 3),
+        readings_copied=copied,
+        digest=digest,
     )
+
+
+def _previous_load_current(conn: psycopg.Connection, day: date, previous: PreviousLoad) -> bool:
+    """Whether `previous` is what the day's partition holds: named by the last load, hashed the
+    way this process hashes, and the partition still has exactly its readings."""
+    row = conn.execute("SELECT digest, digest_format, readings FROM day_loads WHERE partition_date = %s",
+                       (day,)).fetchone()
+    if row is None or row[0] != previous.name or row[1] != DIGEST_FORMAT or row[2] != previous.digest.height:
+        return False
+    stored = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        sql.Identifier(partition_name(READINGS.name, day)))).fetchone()[0]
+    return stored == previous.digest.height
+
+
+def _record_load(conn: psycopg.Connection, day: date, digest_name: str, readings: int) -> None:
+    conn.execute(
+        "INSERT INTO day_loads (partition_date, digest, digest_format, readings) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (partition_date) DO UPDATE SET digest = excluded.digest, "
+        "digest_format = excluded.digest_format, readings = excluded.readings, loaded_at = now()",
+        (day, digest_name, DIGEST_FORMAT, readings),
+    )
+
+
+def fetch_previous_load_name(database_url: str, day: date) -> str | None:
+    """The digest name the day's last load recorded (None: never loaded with one)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT digest FROM day_loads WHERE partition_date = %s", (day,)).fetchone()
+    return row[0] if row else None
+
+
+def _gone_name(day: date) -> str:
+    return partition_name(READINGS.name, day) + "_gone"
+
+
+def _gone(day: date) -> sql.Identifier:
+    return sql.Identifier(STAGING_SCHEMA, _gone_name(day))
+
+
+def _create_gone(conn: psycopg.Connection, day: date, keys: pl.DataFrame, connections: int, database_url: str) -> None:
+    """Scratch table of the keys of readings the input no longer has."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_gone(day)))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (meter_id text NOT NULL, reading_ts timestamptz NOT NULL)")
+                 .format(_gone(day)))
+    if keys.height:
+        _copy(database_url, _gone_name(day), keys.select(*DIGEST_KEY), connections)
+
+
+def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_id: str | None) -> _Mirrored:
+    """Upsert the changed readings and delete the gone ones (audited), nothing else."""
+    target = sql.Identifier(partition_name(READINGS.name, day))
+    inserted, updated = _upsert(conn, READINGS, target, _staging(READINGS, day))
+    deleted = 0
+    if changes.deleted_keys.height:
+        delete = sql.SQL(
+            "DELETE FROM {target} t USING {gone} g WHERE t.meter_id = g.meter_id AND t.reading_ts = g.reading_ts"
+        ).format(target=target, gone=_gone(day))
+        deleted = conn.execute(_audited(delete, run_id)).rowcount
+    stored = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]
+    if stored != rows:  # the digest did not describe the partition after all: never commit that
+        raise RuntimeError(f"meter_readings {day}: {stored} readings after loading the changes of {rows}; "
+                           "the load is rolled back (the day's digest did not describe its partition)")
+    if inserted + updated + deleted > _ANALYZE_SHARE * max(rows, 1):
+        conn.execute(sql.SQL("ANALYZE {}").format(target))
+    return _Mirrored(inserted, updated, rows - inserted - updated, deleted)
+
+
+def _audited(delete: sql.Composable, run_id: str | None) -> sql.Composable:
+    """A removed reading is audited whole, in the same transaction (SPEC §5)."""
+    return sql.SQL(
+        "WITH gone AS ({delete} RETURNING t.*) "
+        "INSERT INTO removed_readings (partition_date, meter_id, reading_ts, removed_by_run, reading) "
+        "SELECT partition_date, meter_id, reading_ts, {run_id}, to_jsonb(gone) FROM gone"
+    ).format(delete=delete, run_id=sql.Literal(run_id))
 
 
 def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -285,8 +391,6 @@ def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int,
     """Make the existing day partition equal to its staging table; count what changed."""
     target, staging = sql.Identifier(partition_name(table.name, day)), _staging(table, day)
     changed = sql.Identifier(f"changed_{table.name}")
-    columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
-    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
     on_key = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in table.key)
 
     def values(alias: str) -> sql.Composable:
@@ -305,6 +409,30 @@ def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int,
                      first=sql.Identifier(table.key[0]), t=values("t"), s=values("s"))
         )
         source = changed
+    inserted, updated = _upsert(conn, table, target, source)
+
+    deleted = 0
+    if before + inserted > staged_rows:  # the partition holds keys the input no longer has
+        delete = sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on_key})").format(
+            target=target, staging=staging, on_key=on_key
+        )
+        if table is READINGS:
+            delete = _audited(delete, run_id)
+        deleted = conn.execute(delete).rowcount
+    if before + inserted - deleted != staged_rows:  # identical duplicates pass the upsert unseen
+        raise _duplicate_keys(table)
+    if inserted + updated + deleted > _ANALYZE_SHARE * max(before, 1):
+        conn.execute(sql.SQL("ANALYZE {}").format(target))
+    return _Mirrored(inserted, updated, staged_rows - inserted - updated, deleted)
+
+
+def _upsert(conn: psycopg.Connection, table: _Table, target: sql.Identifier, source: sql.Identifier) -> tuple[int, int]:
+    """INSERT … ON CONFLICT DO UPDATE of the rows of `source` that are new or differ; (inserted, updated)."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+
+    def values(alias: str) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(alias, c) for c in table.values)
+
     upsert = sql.SQL(
         "WITH upserted AS ("
         " INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {source}"
@@ -313,29 +441,11 @@ def _merge(conn: psycopg.Connection, table: _Table, day: date, staged_rows: int,
         " RETURNING (t.xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
     ).format(
-        target=target, columns=columns, source=source, key=key,
+        target=target, columns=columns, source=source, key=sql.SQL(", ").join(map(sql.Identifier, table.key)),
         assignments=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in table.values),
         t=values("t"), excluded=values("excluded"),
     )
     try:
-        inserted, updated = conn.execute(upsert).fetchone()
+        return conn.execute(upsert).fetchone()
     except errors.CardinalityViolation:
         raise _duplicate_keys(table) from None
-
-    deleted = 0
-    if before + inserted > staged_rows:  # the partition holds keys the input no longer has
-        delete = sql.SQL("DELETE FROM {target} t WHERE NOT EXISTS (SELECT 1 FROM {staging} s WHERE {on_key})").format(
-            target=target, staging=staging, on_key=on_key
-        )
-        if table is READINGS:  # a removed reading is audited whole, in the same transaction
-            delete = sql.SQL(
-                "WITH gone AS ({delete} RETURNING t.*) "
-                "INSERT INTO removed_readings (partition_date, meter_id, reading_ts, removed_by_run, reading) "
-                "SELECT partition_date, meter_id, reading_ts, {run_id}, to_jsonb(gone) FROM gone"
-            ).format(delete=delete, run_id=sql.Literal(run_id))
-        deleted = conn.execute(delete).rowcount
-    if before + inserted - deleted != staged_rows:  # identical duplicates pass the upsert unseen
-        raise _duplicate_keys(table)
-    if inserted + updated + deleted > _ANALYZE_SHARE * max(before, 1):
-        conn.execute(sql.SQL("ANALYZE {}").format(target))
-    return _Mirrored(inserted, updated, staged_rows - inserted - updated, deleted)

@@ -1,0 +1,71 @@
+"""A re-load sends PostgreSQL only the readings that changed (storage/operational/changed_rows.py),
+and ends exactly where a load comparing in PostgreSQL ends."""
+
+from __future__ import annotations
+
+import polars as pl
+import psycopg
+
+from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
+from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
+from greenstream_dagster_tests.operational_frames import DAY, no_rejected, no_revisions, scored
+from greenstream_dagster_tests.test_operational_load import row_versions, stored
+
+
+def load(url, readings, name, previous=None):
+    return load_partition(url, DAY, readings, no_rejected(), no_revisions(), previous=previous, digest_name=name)
+
+
+def rescore(readings: pl.DataFrame, hit: pl.Expr) -> pl.DataFrame:
+    return readings.with_columns(
+        quality_score=pl.when(hit).then(pl.lit(55, pl.Int32)).otherwise(pl.col("quality_score")),
+        quality_grade=pl.when(hit).then(pl.lit("C")).otherwise(pl.col("quality_grade")),
+    )
+
+
+def test_a_reload_with_the_last_digest_copies_only_changed_readings(database_url):
+    first = load(database_url, scored(meters=10), "one")
+    assert first.readings_copied == 960 and fetch_previous_load_name(database_url, DAY) == "one"
+    before = row_versions(database_url)
+    hit = pl.col("meter_id").eq("SM-3") & pl.col("reading_ts").dt.hour().is_between(6, 7)  # 8 readings
+    late = pl.concat([
+        rescore(scored(meters=10), hit).filter(pl.col("meter_id") != "SM-9"),  # SM-9's readings are gone
+        scored(meters=11).filter(pl.col("meter_id") == "SM-11"),  # a new meter
+    ])
+    again = load(database_url, late, "two", PreviousLoad("one", first.digest))
+    assert again.readings_copied == 8 + 96  # the re-scored and the new, nothing else
+    assert (again.inserted, again.updated, again.deleted, again.unchanged) == (96, 8, 96, 960 - 96 - 8)
+    assert stored(database_url).equals(late.sort("meter_id", "reading_ts"))
+    after = row_versions(database_url)
+    untouched = late.filter(~hit & (pl.col("meter_id") != "SM-11")).select("meter_id", "reading_ts").rows()
+    assert all(after[key] == before[key] for key in untouched)  # not rewritten
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM removed_readings WHERE meter_id = 'SM-9'").fetchone()[0] == 96
+    assert fetch_previous_load_name(database_url, DAY) == "two"
+
+
+def test_nothing_new_copies_nothing(database_url):
+    readings = scored(meters=5)
+    first = load(database_url, readings, "one")
+    again = load(database_url, readings, "two", PreviousLoad("one", first.digest))
+    assert (again.readings_copied, again.changed, again.unchanged) == (0, 0, 480)
+
+
+def test_a_digest_that_is_not_the_last_load_is_not_trusted(database_url):
+    first = load(database_url, scored(meters=4), "one")
+    load(database_url, rescore(scored(meters=4), pl.col("meter_id") == "SM-1"), "two")  # no digest handed in
+    back = scored(meters=4)
+    result = load(database_url, back, "three", PreviousLoad("one", first.digest))  # stale: "two" is current
+    assert result.readings_copied == 384  # compared in PostgreSQL instead
+    assert result.updated == 96
+    assert stored(database_url).equals(back.sort("meter_id", "reading_ts"))
+
+
+def test_a_partition_that_lost_rows_is_compared_in_postgres(database_url):
+    readings = scored(meters=4)
+    first = load(database_url, readings, "one")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM meter_readings WHERE meter_id = 'SM-2'")  # behind the platform's back
+    result = load(database_url, readings, "two", PreviousLoad("one", first.digest))
+    assert result.readings_copied == 384 and result.inserted == 96
+    assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
