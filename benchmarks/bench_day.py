@@ -128,14 +128,17 @@ def breakdown(instance, started_at: float, wall: float) -> tuple[str, dict[str, 
             for name, value in metadata.items():
                 if name.startswith("seconds_") and name != "seconds_total":
                     step["stages"][name.removeprefix("seconds_")] = float(value.value)
-    lines = [f"  {'step':<34}{'seconds':>8}  stages (seconds)"]
+                elif name == "process_peak_rss_mb":
+                    step["rss"] = float(value.value) / 1024
+    lines = [f"  {'step':<34}{'seconds':>8}{'peak GB':>9}  stages (seconds)"]
     totals = {"process start": run_start - started_at}
     for key, step in sorted(steps.items(), key=lambda kv: kv[1].get("start", 0)):
         seconds = step.get("end", run_end) - step.get("start", run_start)
         stages = step["stages"]
         outside = seconds - sum(v for k, v in stages.items() if k not in ("stage_copy", "merge"))
         described = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-        lines.append(f"  {key:<34}{seconds:8.2f}  {described}{'; ' if described else ''}other {outside:.2f}")
+        rss = f"{step['rss']:9.2f}" if "rss" in step else " " * 9
+        lines.append(f"  {key:<34}{seconds:8.2f}{rss}  {described}{'; ' if described else ''}other {outside:.2f}")
         totals[key] = seconds
     totals["process exit"] = started_at + wall - run_end
     lines.append(f"  {'process start (command → run start)':<34}{totals['process start']:8.2f}")

@@ -37,7 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[ingest_job, lake_job, retention_job, replay_dead_letters, observe_job],
         sensors=[
             build_raw_file_sensor(ingest_job, settings.lookback_days, settings.partitions_start,
-                                  settings.sensor_interval_seconds),
+                                  settings.sensor_interval_seconds, settings.day_run_spacing_seconds),
             build_dead_letter_sensor(),
             *build_replay_sensors(ingest_job),
             build_late_data_sensor(settings.sensor_interval_seconds),

@@ -136,7 +136,9 @@ def platform_env(s3_env, database_url, dagster_database):
     env.update(s3_env, GREENSTREAM_DATABASE_URL=database_url, GREENSTREAM_PARTITIONS_START=START.isoformat(),
                GREENSTREAM_DATA_DIR=str(home / "data"), DAGSTER_HOME=str(home),
                DAGSTER_POSTGRES_URL=dagster_database, PYTHONPATH=str(ROOT),
-               GREENSTREAM_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL_SECONDS))
+               GREENSTREAM_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL_SECONDS),
+               # Each wave's change runs at once, so "settled" means done (spacing: test_raw_file_sensor).
+               GREENSTREAM_DAY_RUN_SPACING_SECONDS="0")
     yield env
     shutil.rmtree(home, ignore_errors=True)
 

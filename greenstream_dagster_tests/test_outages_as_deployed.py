@@ -118,7 +118,8 @@ def deployment(s3_env, s3_client, monkeypatch):
         database_url = operational.start()
         env = {**s3_env, "GREENSTREAM_DATABASE_URL": database_url, "GREENSTREAM_DATA_DIR": str(folder),
                "GREENSTREAM_PARTITIONS_START": FIRST_DAY.isoformat(),
-               "GREENSTREAM_SENSOR_INTERVAL_SECONDS": "10"}  # the sensor sees an upload sooner
+               "GREENSTREAM_SENSOR_INTERVAL_SECONDS": "10",  # the sensor sees an upload sooner
+               "GREENSTREAM_DAY_RUN_SPACING_SECONDS": "0"}
         settings = load_settings(env)
         services = resolve_services(settings)
         deployed = None

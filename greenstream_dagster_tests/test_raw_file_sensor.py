@@ -209,3 +209,37 @@ def test_a_day_with_a_queued_ingest_run_gets_no_second_run(s3_client, bucket):
         instance.add_run(run.with_status(DagsterRunStatus.STARTED))
         s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/d.csv", Body=b"d")
         assert partition_keys(tick(instance, second.cursor)) == [day(0)]
+
+
+def test_a_day_that_just_ran_waits_for_the_spacing_and_its_change_is_not_lost(s3_client, bucket):
+    """Files landing all day: a day whose last ingest run is younger than the spacing gets no
+    new run yet; the change stays unseen in the cursor, and the next tick after the spacing runs it."""
+    import time
+    import uuid
+
+    from dagster import AssetKey, DagsterRunStatus
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    def tick(sensor, instance, cursor):
+        context = build_sensor_context(cursor=cursor, resources={"s3": _S3(s3_client, bucket)}, instance=instance)
+        return sensor(context)
+
+    spaced = build_raw_file_sensor(raw_job, lookback_days=LOOKBACK, partitions_start=START, day_run_spacing_seconds=600)
+    with DagsterInstance.ephemeral() as instance:
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/a.csv", Body=b"a")
+        first = tick(spaced, instance, None)
+        assert partition_keys(first) == [day(0)]  # no run of the day yet: at once
+        instance.add_run(DagsterRun(job_name="ingest_partition_job", run_id=str(uuid.uuid4()),
+                                    status=DagsterRunStatus.SUCCESS, tags={"dagster/partition": day(0)},
+                                    asset_selection=frozenset({AssetKey("raw_readings")})))
+
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/b.csv", Body=b"b")
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(1)}/c.csv", Body=b"c")
+        second = tick(spaced, instance, first.cursor)
+        assert partition_keys(second) == [day(1)]  # day 0 ran a moment ago: held
+        assert json.loads(second.cursor)["days"][day(0)] == json.loads(first.cursor)["days"][day(0)]
+        assert partition_keys(tick(spaced, instance, second.cursor)) == []  # still held, still not forgotten
+
+        time.sleep(1.5)
+        soon = build_raw_file_sensor(raw_job, lookback_days=LOOKBACK, partitions_start=START, day_run_spacing_seconds=1)
+        assert partition_keys(tick(soon, instance, second.cursor)) == [day(0)]  # spacing over: the held change runs

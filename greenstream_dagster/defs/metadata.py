@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from contextlib import contextmanager
 
@@ -28,6 +29,9 @@ class Stopwatch:
         out = {f"seconds_{name}": value for name, value in self.seconds.items()}
         out["seconds_total"] = round(total, 3)
         out["rows_per_second"] = round(rows / total, 1)
+        # The run process's peak so far (steps of a run share one process): the UI plots it per
+        # partition, and the step where it jumps is the one to look at when sizing run memory.
+        out["process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         return out
 
 

@@ -13,7 +13,7 @@ they are picked up once the partition exists, instead of failing the tick.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 from dagster import AssetKey, DagsterRunStatus, DefaultSensorStatus, RunsFilter, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
@@ -23,6 +23,7 @@ from greenstream_dagster.sensing.landing_scan import (
     LookbackWindow,
     PartitionRequest,
     ScanPlan,
+    hold_days,
     lookback_window,
     plan_scan,
 )
@@ -46,8 +47,16 @@ def build_raw_file_sensor(
     lookback_days: int,
     partitions_start: date,
     minimum_interval_seconds: int = 30,
+    day_run_spacing_seconds: int = 0,
 ) -> SensorDefinition:
-    """The landing-zone sensor targeting `job` (daily-partitioned, UTC)."""
+    """The landing-zone sensor targeting `job` (daily-partitioned, UTC).
+
+    `day_run_spacing_seconds`: a day whose last ingest run was created less than this
+    long ago gets its next run only when that time has passed. Files landing all day
+    would otherwise start a run of the whole day every tick, one behind the other;
+    spaced, each run takes everything that landed meanwhile. The change is kept
+    unseen in the cursor meanwhile, so nothing is missed.
+    """
     lookback_window(partitions_start, lookback_days, partitions_start)  # bad settings fail at load
 
     @sensor(
@@ -70,15 +79,22 @@ def build_raw_file_sensor(
             f"in {time.monotonic() - started:.1f} s: {plan.summary()}"
         )
         queued = queued_ingest_days(context.instance) if plan.requests else set()
-        requests = [_run_request(r) for r in plan.requests if r.partition_key not in queued]
+        recent = recently_run_days(context.instance, day_run_spacing_seconds) if plan.requests else {}
+        held = sorted({r.partition_key for r in plan.requests} & set(recent) - queued)
+        requests = [_run_request(r) for r in plan.requests if r.partition_key not in queued | set(held)]
         covered = sorted({r.partition_key for r in plan.requests} & queued)
         if covered:
             context.log.info(f"{len(covered)} day(s) already have a queued run, which reads everything "
                              f"present when it starts: {', '.join(covered[:5])}")
+        if held:
+            context.log.info(f"{len(held)} day(s) ran less than {day_run_spacing_seconds} s ago "
+                             f"(GREENSTREAM_DAY_RUN_SPACING_SECONDS); their next run takes what landed meanwhile: "
+                             + ", ".join(f"{d} in {recent[d]:.0f} s" for d in held[:5]))
+        cursor = hold_days(plan.cursor, context.cursor, {date.fromisoformat(d) for d in held}) if held else plan.cursor
         return SensorResult(
             run_requests=requests,
-            cursor=plan.cursor,
-            skip_reason=None if requests else _skip_reason(plan, window, covered),
+            cursor=cursor,
+            skip_reason=None if requests else _skip_reason(plan, window, covered, held),
         )
 
     return raw_file_sensor
@@ -126,10 +142,27 @@ def queued_ingest_days(instance) -> set[str]:
     } - {None}
 
 
-def _skip_reason(plan: ScanPlan, window: LookbackWindow, covered: list[str] = ()) -> str:
+def _skip_reason(plan: ScanPlan, window: LookbackWindow, covered: list[str] = (), held: list[str] = ()) -> str:
     report = plan.report
     return (
         f"No new content in {window.first.isoformat()}..{window.last.isoformat()}: "
         f"{len(report.unchanged_days)} day(s) already seen, {len(report.ignored)} key(s) ignored"
         + (f", {len(covered)} day(s) covered by a queued run" if covered else "")
+        + (f", {len(held)} day(s) waiting for the run spacing" if held else "")
     )
+
+
+def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
+    """Days whose latest ingest run was created less than `spacing_seconds` ago → seconds left."""
+    if spacing_seconds <= 0:
+        return {}
+    now = datetime.now(timezone.utc)
+    records = instance.get_run_records(filters=RunsFilter(created_after=now - timedelta(seconds=spacing_seconds)))
+    left: dict[str, float] = {}
+    for record in records:
+        day = day_of_run(record.dagster_run.tags)
+        if day is None or AssetKey(RAW_ASSET) not in (record.dagster_run.asset_selection or ()):
+            continue
+        remaining = spacing_seconds - (now - record.create_timestamp).total_seconds()
+        left[day] = max(left.get(day, 0.0), remaining)
+    return left

@@ -20,6 +20,7 @@ from greenstream_dagster.rules.erratic_spike import is_spike, spike_threshold
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS, meter_day_stats, merge_window
 from greenstream_dagster.rules.quality_score import quality_grade, quality_score
+from greenstream_dagster.rules.reading_order import READING_ORDER
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS
 from greenstream_dagster.rules.stuck_meter import day_variance, is_stuck
 
@@ -83,7 +84,8 @@ def score_partition(
         )
         .with_columns(quality_score().alias("quality_score"))
         .with_columns(quality_grade(pl.col("quality_score")).alias("quality_grade"))
-        .select(list(SCORED_COLUMNS))  # unsorted, as the standardized readings
+        .select(list(SCORED_COLUMNS))
+        .sort(list(READING_ORDER))  # once, for both stores (see reading_order.py)
     )
     readings = readings.collect()
     return Scored(readings=readings.cast(SCORED_COLUMNS), meters=meters)

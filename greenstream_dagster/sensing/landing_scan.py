@@ -224,6 +224,18 @@ def plan_scan(
     return ScanPlan(requests=tuple(requests), cursor=write_cursor(entries), report=report)
 
 
+def hold_days(plan_cursor: str, previous_cursor: str | None, days: set[date]) -> str:
+    """The plan's cursor with `days` as the previous cursor had them: their change stays unseen,
+    so a later evaluation finds it again and requests their run then."""
+    planned, _ = read_cursor(plan_cursor)
+    before, _ = read_cursor(previous_cursor)
+    for day in days:
+        planned.pop(day, None)
+        if day in before:
+            planned[day] = before[day]
+    return write_cursor(planned)
+
+
 def _examples(items: Sequence[str], examples: int) -> str:
     # Keys come from whoever uploads: escaped and bounded, so none can forge or flood a log line.
     shown = ", ".join(for_log(item, 300) for item in items[:examples])

@@ -35,6 +35,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 
+from greenstream_dagster.rules.reading_order import sorted_by
 from greenstream_dagster.rules.schemas import LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
 from greenstream_dagster.rules.silent_meters import SILENT_COLUMNS
 
@@ -85,7 +86,7 @@ def to_parquet(table: str, day: date, frame: pl.DataFrame) -> bytes:
     wrong_day = shaped.filter(pl.col(_DAY_COLUMN[table]).ne_missing(day)).height
     if wrong_day:
         raise ValueError(f"lake {table} {day}: {wrong_day} rows have a {_DAY_COLUMN[table]} other than {day}")
-    arrow = shaped.sort(_SORT_KEYS[table]).to_arrow()
+    arrow = sorted_by(shaped, _SORT_KEYS[table]).to_arrow()
     delta = _DELTA_COLUMNS[table]
     buffer = io.BytesIO()
     pq.write_table(

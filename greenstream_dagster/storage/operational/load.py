@@ -39,6 +39,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import errors, sql
 
+from greenstream_dagster.rules.reading_order import sorted_by
 from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS
 from greenstream_dagster.storage.operational.changed_rows import (
     DIGEST_FORMAT,
@@ -303,7 +304,7 @@ def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
         raise ValueError(f"{table.name}: {other_days} row(s) have a partition_date other than {day}")
     # Key order clusters a day partition by meter and keeps index inserts local.
     # COPY BINARY needs the column's exact type: quality_score is a smallint.
-    frame = frame.select(list(table.columns)).sort(list(table.key))
+    frame = sorted_by(frame.select(list(table.columns)), list(table.key))
     return frame.with_columns(pl.col("quality_score").cast(pl.Int16)) if table is READINGS else frame
 
 

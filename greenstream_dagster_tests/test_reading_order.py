@@ -1,0 +1,31 @@
+"""The order check that lets the stores skip a sort (rules/reading_order.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from greenstream_dagster.rules.reading_order import in_order, sorted_by
+
+T0 = datetime(2024, 4, 15, tzinfo=timezone.utc)
+rows = st.lists(st.tuples(st.sampled_from(["SM-1", "SM-10", "SM-2", "SM-9"]), st.integers(0, 5)), max_size=30)
+
+
+def frame(pairs) -> pl.DataFrame:
+    return pl.DataFrame({"meter_id": [m for m, _ in pairs], "reading_ts": [T0 + timedelta(minutes=15 * k) for _, k in pairs]},
+                        schema={"meter_id": pl.Utf8, "reading_ts": pl.Datetime("us", "UTC")})
+
+
+@given(rows)
+def test_in_order_says_whether_sorting_would_change_the_rows(pairs):
+    f = frame(pairs)
+    assert in_order(f, ["meter_id", "reading_ts"]) == f.equals(f.sort("meter_id", "reading_ts"))
+    assert sorted_by(f, ["meter_id", "reading_ts"]).equals(f.sort("meter_id", "reading_ts"))
+
+
+def test_a_null_key_is_out_of_order():
+    f = pl.DataFrame({"meter_id": ["SM-1", None, "SM-2"]})
+    assert not in_order(f, ["meter_id"])
