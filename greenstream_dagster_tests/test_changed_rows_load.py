@@ -69,3 +69,12 @@ def test_a_partition_that_lost_rows_is_compared_in_postgres(database_url):
     result = load(database_url, readings, "two", PreviousLoad("one", first.digest))
     assert result.readings_copied == 384 and result.inserted == 96
     assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
+
+
+def test_one_changed_reading_among_many_with_empty_lists_is_copied(database_url):
+    readings = scored(meters=3)
+    first = load(database_url, readings, "one")
+    late = rescore(readings, (pl.col("meter_id") == "SM-3") & (pl.col("reading_ts") == pl.col("reading_ts").max()))
+    again = load(database_url, late, "two", PreviousLoad("one", first.digest))
+    assert (again.readings_copied, again.updated) == (1, 1)
+    assert stored(database_url).equals(late.sort("meter_id", "reading_ts"))

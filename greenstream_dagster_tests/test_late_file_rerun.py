@@ -15,6 +15,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.builders import HEADER, day_csv
@@ -65,6 +66,8 @@ def test_a_late_file_is_the_only_one_parsed_and_only_changed_readings_reach_post
 
     raw = metadata(again, "raw_readings")
     assert (raw["files_parsed"], raw["files_reused"], raw["files"]) == (1, 3, 4)
+    for asset in ("standardized_readings", "scored_readings"):  # the late file's two meters, of 31
+        assert (metadata(again, asset)["redone"], metadata(again, asset)["meters_redone"]) == ("changed meters only", 2)
     changed = {k for k, row in after.items() if k not in before or before[k][:-1] != row[:-1]}
     assert {k[0] for k in changed} >= {"SM-5", "SM-99"}  # SM-5's eight corrections, SM-99's four readings
     assert len(changed) < len(after) / 4
@@ -84,7 +87,7 @@ def test_a_late_file_is_the_only_one_parsed_and_only_changed_readings_reach_post
             assert Platform(cold_bucket, cold_url, instance).materialize(DAY1).success
         assert {k: v[:-1] for k, v in readings(cold_url).items()} == {k: v[:-1] for k, v in after.items()}
         warm_lake, cold_lake = lake_day(s3_client, platform.bucket), lake_day(s3_client, cold_bucket)
-        for table in warm_lake:
+        for table in warm_lake:  # to the last bit
             assert warm_lake[table].equals(cold_lake[table]), table
 
 
@@ -111,3 +114,36 @@ def test_nothing_new_sends_nothing_to_postgres(platform, s3_client):  # noqa: F8
     load = metadata(again, "meter_readings")
     assert (load["readings_copied"], load["inserted"], load["updated"], load["deleted"]) == (0, 0, 0, 0)
     assert metadata(again, "raw_readings")["files_parsed"] == 0
+    for asset in ("standardized_readings", "scored_readings"):
+        assert metadata(again, asset)["meters_redone"] == 0
+
+
+@pytest.mark.timeout(600)
+def test_a_removed_and_a_replaced_object_redo_their_meters_and_equal_a_cold_run(
+        platform, s3_client, postgres_server, monkeypatch):  # noqa: F811
+    for key, text in FILES.items():
+        put_object(s3_client, platform.bucket, key, text.encode())
+    assert platform.materialize(DAY1).success
+    removed, replaced = list(FILES)[1], list(FILES)[2]
+    s3_client.delete_object(Bucket=platform.bucket, Key=removed)
+    corrected = HEADER + day_csv("SM-20", DAY1, [1.5] * 96) + day_csv("SM-21", DAY1, WAVE)  # SM-22..29 dropped
+    put_object(s3_client, platform.bucket, replaced, corrected.encode())
+    again = platform.materialize(DAY1, tags={ACCEPT_REMOVAL_TAG: "true"})
+    assert again.success
+    for asset in ("standardized_readings", "scored_readings"):  # ten meters gone, ten replaced
+        assert metadata(again, asset)["meters_redone"] == 20
+    assert metadata(again, "meter_readings")["deleted"] == 18 * 96
+
+    with cold_stores(s3_client, postgres_server) as (cold_bucket, cold_url):
+        put_object(s3_client, cold_bucket, list(FILES)[0], FILES[list(FILES)[0]].encode())
+        put_object(s3_client, cold_bucket, replaced, corrected.encode())
+        monkeypatch.setenv("GREENSTREAM_BUCKET", cold_bucket)
+        monkeypatch.setenv("GREENSTREAM_DATABASE_URL", cold_url)
+        with dg.instance_for_test() as instance:
+            assert Platform(cold_bucket, cold_url, instance).materialize(DAY1).success
+        warm = {k: v[:-1] for k, v in readings(platform.database_url).items()}
+        assert {k: v[:-1] for k, v in readings(cold_url).items()} == warm
+        assert {k[0] for k in warm} == {f"SM-{m}" for m in [*range(10), 20, 21]}
+        warm_lake, cold_lake = lake_day(s3_client, platform.bucket), lake_day(s3_client, cold_bucket)
+        for table in warm_lake:
+            assert warm_lake[table].equals(cold_lake[table]), table

@@ -12,6 +12,13 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from greenstream_dagster.defs.delta_staging import (
+    score_day,
+    stage_scored,
+    stage_standardized,
+    standardize_day,
+    window_versions,
+)
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
@@ -24,8 +31,6 @@ from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reu
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
-from greenstream_dagster.rules.score import score_partition
-from greenstream_dagster.rules.standardize import standardize
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
@@ -150,13 +155,15 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             with watch.stage("read"):
                 rows = read_upstream(context, client, bucket, RAW, day, "rows")
             with watch.stage("standardize"):
-                result = standardize(rows, day, rules.config())
+                redone = standardize_day(client, bucket, day, rows, rules.config())
+                result = redone.result
             with watch.stage("write_and_check"):
-                frames = {name: getattr(result, name) for name in ("readings", "rejected", "revisions", "meter_stats")}
-                check = _stage_checked(client, bucket, STANDARDIZED, day, frames, StandardizedSchema, "standardized_schema")
+                check = stage_standardized(client, bucket, day, redone, lambda frames: _stage_checked(
+                    client, bucket, STANDARDIZED, day, frames, StandardizedSchema, "standardized_schema"))
         return dg.MaterializeResult(
             metadata={
                 "rows": rows.height,
+                **_redone_metadata(redone, result.meter_stats.height),
                 "readings": result.readings.height,
                 "quarantined": result.rejected.height,
                 "revisions": result.revisions.height,
@@ -185,17 +192,19 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         window = fault_window(day, config)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
+                versions = window_versions(client, bucket, [*history_days, day])
+                readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
                 history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats",
                                                  columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
                 present = [frame for frame in history.values() if frame is not None]
             with watch.stage("score"):
-                scored = score_partition(readings, day, config, pl.concat(present) if present else None)
+                redone, basis = score_day(client, bucket, day, readings, history, config, versions)
+                scored = redone.result
             with watch.stage("write_and_check"):
-                frames = {"readings": scored.readings, "meters": scored.meters}
-                check = _stage_checked(client, bucket, SCORED, day, frames, ScoredSchema, "scored_schema")
+                check = stage_scored(client, bucket, day, redone, basis, lambda frames: _stage_checked(
+                    client, bucket, SCORED, day, frames, ScoredSchema, "scored_schema"))
         meters = scored.meters
         return dg.MaterializeResult(
             metadata={
@@ -203,6 +212,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 "meters": meters.height,
                 "window_days": window.days,
                 "window_days_with_data": len(present) + 1,
+                **_redone_metadata(redone, meters.height),
                 "stuck_meters": int(meters["stuck"].sum()),
                 "spike_readings": int(scored.readings["is_spike"].sum()),
                 "gap_meters": int(meters["gap"].sum()),
@@ -242,6 +252,13 @@ def _read_changed_objects(client, bucket: str, day: date, objects, previous_file
     partition = LandingPartition(rows=rows, files=[*reuse.reused, *fresh.files],
                                  dead_letters=fresh.dead_letters, ignored=fresh.ignored)
     return partition, reuse
+
+
+def _redone_metadata(redone, meters: int) -> dict:
+    """How much of the day a run redid: every meter, or only those a change touched."""
+    whole = redone.touched_meters is None
+    return {"meters_redone": meters if whole else redone.touched_meters,
+            "redone": "whole day" if whole else "changed meters only"}
 
 
 def _file_frame(files, dead_letters, limits) -> pl.DataFrame:

@@ -344,7 +344,7 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
         # The newest Arrow level exports Polars strings as string_view without a copy;
         # small batches let the driver stream (encode while the server parses) instead
         # of encoding the whole slice into one buffer first.
-        table = frame.slice(i * size, size).to_arrow(compat_level=pl.CompatLevel.newest())
+        table = _to_arrow(frame.slice(i * size, size))
         batches = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(_COPY_BATCH_ROWS))
         with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
@@ -355,6 +355,19 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
     with ThreadPoolExecutor(max_workers=parts) as pool:
         for done in [pool.submit(copy_slice, i) for i in range(parts)]:
             done.result()
+
+
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """Arrow without copying the strings (string views) where Polars can export them so.
+
+    A few rows gathered out of a list-of-strings column can keep offsets into an empty view
+    buffer, which Arrow's validation rejects (Polars 1.44): those are exported as plain
+    strings instead (a copy, of a small frame: it only happens to gathered rows).
+    """
+    try:
+        return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    except pa.ArrowInvalid:
+        return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
 def _duplicate_keys(table: _Table) -> ValueError:
