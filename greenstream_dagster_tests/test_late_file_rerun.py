@@ -46,6 +46,15 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
+def staged_etags(s3_client, bucket: str) -> dict[str, str]:
+    """ETags of the standardized and scored frames of the day in staging."""
+    etags = {}
+    for asset in ("standardized_readings", "scored_readings"):
+        listing = s3_client.list_objects_v2(Bucket=bucket, Prefix=f"staging/{asset}/date={DAY1}/")
+        etags |= {item["Key"]: item["ETag"] for item in listing.get("Contents", [])}
+    return etags
+
+
 def lake_day(s3_client, bucket: str):
     return {t: lake.read_lake_day(s3_client, bucket, t, DAY1).sort(lake._SORT_KEYS[t])
             for t in ("readings", "meter_daily")}
@@ -110,7 +119,9 @@ def test_nothing_new_sends_nothing_to_postgres(platform, s3_client):  # noqa: F8
     for key, text in FILES.items():
         put_object(s3_client, platform.bucket, key, text.encode())
     assert platform.materialize(DAY1).success
+    staged = staged_etags(s3_client, platform.bucket)
     again = platform.materialize(DAY1)
+    assert staged_etags(s3_client, platform.bucket) == staged  # the same frames: not written again
     load = metadata(again, "meter_readings")
     assert (load["readings_copied"], load["inserted"], load["updated"], load["deleted"]) == (0, 0, 0, 0)
     assert metadata(again, "raw_readings")["files_parsed"] == 0

@@ -208,7 +208,14 @@ def test_a_day_with_a_queued_ingest_run_gets_no_second_run(s3_client, bucket):
         instance.delete_run(run.run_id)
         instance.add_run(run.with_status(DagsterRunStatus.STARTED))
         s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/d.csv", Body=b"d")
-        assert partition_keys(tick(instance, second.cursor)) == [day(0)]
+        third = tick(instance, second.cursor)
+        assert partition_keys(third) == [day(0)]
+
+        # A queued run of the ingest job as the sensor launches it: no asset selection recorded.
+        instance.add_run(DagsterRun(job_name="ingest_partition_job", run_id=str(uuid.uuid4()),
+                                    status=DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": day(2)}))
+        s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(2)}/e.csv", Body=b"e")
+        assert partition_keys(tick(instance, third.cursor)) == []
 
 
 def test_a_day_that_just_ran_waits_for_the_spacing_and_its_change_is_not_lost(s3_client, bucket):
@@ -229,9 +236,12 @@ def test_a_day_that_just_ran_waits_for_the_spacing_and_its_change_is_not_lost(s3
         s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/a.csv", Body=b"a")
         first = tick(spaced, instance, None)
         assert partition_keys(first) == [day(0)]  # no run of the day yet: at once
+        # As the sensor's own runs are recorded: the ingest job, no asset selection of its own.
         instance.add_run(DagsterRun(job_name="ingest_partition_job", run_id=str(uuid.uuid4()),
-                                    status=DagsterRunStatus.SUCCESS, tags={"dagster/partition": day(0)},
-                                    asset_selection=frozenset({AssetKey("raw_readings")})))
+                                    status=DagsterRunStatus.SUCCESS, tags={"dagster/partition": day(0)}))
+        instance.add_run(DagsterRun(job_name="lake_rollup_job", run_id=str(uuid.uuid4()),  # reads no landing
+                                    status=DagsterRunStatus.SUCCESS, tags={"dagster/partition": day(1)},
+                                    asset_selection=frozenset({AssetKey("lake_readings")})))
 
         s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(0)}/b.csv", Body=b"b")
         s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day(1)}/c.csv", Body=b"c")

@@ -54,6 +54,7 @@ class Redone:
     based_on: str | None = None
     touched: pl.Series | None = None
     basis: Basis | None = None
+    unchanged: bool = False  # the staged frames are this result already: nothing to write
 
 
 def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: RulesConfig) -> Redone:
@@ -63,6 +64,8 @@ def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: 
     previous = _read_standardized(client, bucket, day) if changed is not None else None
     if previous is None:
         return Redone(standardize(rows, day, config), None, uuid.uuid4().hex, basis=basis)
+    if not changed:
+        return Redone(previous, 0, previous_basis["version"][0], basis=basis, unchanged=True)
     touched = touched_meters(rows, previous, changed)
     redo = rows_to_redo(rows, touched, changed)
     merged = merge_standardized(previous, standardize(redo, day, config), touched, redo, changed)
@@ -70,13 +73,16 @@ def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: 
 
 
 def stage_standardized(client, bucket: str, day: date, redone: Redone, write_frames) -> object:
-    """Write the frames (through `write_frames`, which may check them meanwhile), then the basis."""
+    """Write the frames (through `write_frames(frames, readings)`, which checks the readings
+    meanwhile), then the basis; only the check when nothing changed."""
+    if redone.unchanged:
+        return write_frames({}, redone.result.readings)
     staging.delete_frame(client, bucket, STANDARDIZED, day, "basis")
     frames = {name: getattr(redone.result, name) for name in STANDARDIZED_FRAMES}
     frames["touched"] = pl.DataFrame({"meter_id": redone.touched if redone.touched is not None else []},
                                      schema={"meter_id": pl.Utf8})
     frames["delta"] = pl.DataFrame({"version": [redone.version], "based_on": [redone.based_on]}, schema=DELTA_SCHEMA)
-    outcome = write_frames(frames)
+    outcome = write_frames(frames, redone.result.readings)
     staging.write_frame(client, bucket, STANDARDIZED, day, "basis", redone.basis.frame(redone.version))
     return outcome
 
@@ -100,7 +106,7 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
     if previous is None:
         return Redone(score_partition(readings, day, config, pl.concat(present) if present else None), None), basis
     if touched.len() == 0:
-        return Redone(previous, 0), basis
+        return Redone(previous, 0, unchanged=True), basis
     chosen = pl.col("meter_id").is_in(touched.implode())
     redone = score_partition(readings.filter(chosen), day, config,
                              pl.concat([f.filter(chosen) for f in present]) if present else None)
@@ -108,8 +114,10 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
 
 
 def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataFrame, write_frames) -> object:
+    if redone.unchanged:
+        return write_frames({}, redone.result.readings)
     staging.delete_frame(client, bucket, SCORED, day, "basis")
-    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters})
+    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters}, redone.result.readings)
     staging.write_frame(client, bucket, SCORED, day, "basis", basis)
     return outcome
 

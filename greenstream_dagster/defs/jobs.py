@@ -11,6 +11,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 
 from greenstream_dagster.defs.policies import retry_storage_faults
+from greenstream_dagster.defs.sensors import INGEST_JOB
 from greenstream_dagster.defs.resources import OperationalStoreResource
 from greenstream_dagster.storage.operational.retention import apply_retention
 
@@ -22,7 +23,7 @@ LAKE_ASSETS = ("lake_readings", "lake_meter_daily")
 def build_jobs():
     """The sensor's ingest job and the rollup's lake job; their daily partitions come from the assets."""
     ingest = dg.define_asset_job(
-        "ingest_partition_job",
+        INGEST_JOB,
         selection=dg.AssetSelection.assets(*INGEST_ASSETS),
         description="raw → standardized → scored → PostgreSQL and lake for one partition day (the sensor's target).",
     )

@@ -74,13 +74,14 @@ def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.Asse
 
 
 def _stage_checked(client, bucket: str, asset: str, day: date, frames: dict[str, pl.DataFrame],
-                   schema, check_name: str) -> dg.AssetCheckResult:
+                   readings: pl.DataFrame, schema, check_name: str) -> dg.AssetCheckResult:
     """Stage the asset's frames while its readings are validated: both run mostly outside
     Python's lock (Parquet encoding, the upload, Polars' evaluation of the checks), so on
     two cores they overlap instead of adding up."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        check = pool.submit(_schema_check, schema, frames["readings"], asset, check_name)
-        staging.write_frames(client, bucket, asset, day, frames)
+        check = pool.submit(_schema_check, schema, readings, asset, check_name)
+        if frames:
+            staging.write_frames(client, bucket, asset, day, frames)
         return check.result()
 
 
@@ -158,8 +159,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 redone = standardize_day(client, bucket, day, rows, rules.config())
                 result = redone.result
             with watch.stage("write_and_check"):
-                check = stage_standardized(client, bucket, day, redone, lambda frames: _stage_checked(
-                    client, bucket, STANDARDIZED, day, frames, StandardizedSchema, "standardized_schema"))
+                check = stage_standardized(client, bucket, day, redone, lambda frames, readings: _stage_checked(
+                    client, bucket, STANDARDIZED, day, frames, readings, StandardizedSchema, "standardized_schema"))
         return dg.MaterializeResult(
             metadata={
                 "rows": rows.height,
@@ -203,8 +204,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 redone, basis = score_day(client, bucket, day, readings, history, config, versions)
                 scored = redone.result
             with watch.stage("write_and_check"):
-                check = stage_scored(client, bucket, day, redone, basis, lambda frames: _stage_checked(
-                    client, bucket, SCORED, day, frames, ScoredSchema, "scored_schema"))
+                check = stage_scored(client, bucket, day, redone, basis, lambda frames, readings: _stage_checked(
+                    client, bucket, SCORED, day, frames, readings, ScoredSchema, "scored_schema"))
         meters = scored.meters
         return dg.MaterializeResult(
             metadata={

@@ -31,6 +31,7 @@ from greenstream_dagster.storage.landing_folders import list_landing_window
 
 SENSOR_NAME = "raw_file_sensor"
 RAW_ASSET = "raw_readings"  # the asset that lists the landing zone
+INGEST_JOB = "ingest_partition_job"  # the sensor's job: all of its runs read the landing zone
 
 
 class LandingBucket(Protocol):
@@ -138,7 +139,7 @@ def queued_ingest_days(instance) -> set[str]:
     return {
         day_of_run(r.dagster_run.tags)
         for r in records
-        if AssetKey(RAW_ASSET) in (r.dagster_run.asset_selection or ())
+        if reads_landing(r.dagster_run)
     } - {None}
 
 
@@ -152,6 +153,13 @@ def _skip_reason(plan: ScanPlan, window: LookbackWindow, covered: list[str] = ()
     )
 
 
+def reads_landing(run) -> bool:
+    """Whether a run materializes raw_readings, i.e. lists the landing zone. A run of the
+    ingest job records no asset selection (it runs all of the job's assets); a backfill's
+    or the UI's run of the asset job names its assets."""
+    return run.job_name == INGEST_JOB or AssetKey(RAW_ASSET) in (run.asset_selection or ())
+
+
 def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
     """Days whose latest ingest run was created less than `spacing_seconds` ago → seconds left."""
     if spacing_seconds <= 0:
@@ -161,7 +169,7 @@ def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
     left: dict[str, float] = {}
     for record in records:
         day = day_of_run(record.dagster_run.tags)
-        if day is None or AssetKey(RAW_ASSET) not in (record.dagster_run.asset_selection or ()):
+        if day is None or not reads_landing(record.dagster_run):
             continue
         remaining = spacing_seconds - (now - record.create_timestamp).total_seconds()
         left[day] = max(left.get(day, 0.0), remaining)
