@@ -28,6 +28,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.meter_delta import (
     Basis,
     changed_keys,
+    kept_scores,
     merge_scored,
     merge_standardized,
     rows_to_redo,
@@ -100,17 +101,19 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
     basis = pl.DataFrame({"day": list(versions), "version": list(versions.values())},
                          schema={"day": pl.Date, "version": pl.Utf8}).with_columns(
         pl.lit(rules_fingerprint(config)).alias("rules"))
-    touched = _touched_since_scored(client, bucket, day, basis, history)
+    touched = _touched_since_scored(client, bucket, day, basis)
     previous = _read_scored(client, bucket, day) if touched is not None else None
     present = [frame for frame in history.values() if frame is not None]
     if previous is None:
         return Redone(score_partition(readings, day, config, pl.concat(present) if present else None), None), basis
     if touched.len() == 0:
         return Redone(previous, 0, unchanged=True), basis
+    kept = kept_scores(previous, touched)
+    del previous
     chosen = pl.col("meter_id").is_in(touched.implode())
     redone = score_partition(readings.filter(chosen), day, config,
                              pl.concat([f.filter(chosen) for f in present]) if present else None)
-    return Redone(merge_scored(previous, redone, touched), touched.len()), basis
+    return Redone(merge_scored(kept, redone), touched.len()), basis
 
 
 def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataFrame, write_frames) -> object:
@@ -122,7 +125,7 @@ def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataF
     return outcome
 
 
-def _touched_since_scored(client, bucket: str, day: date, basis: pl.DataFrame, history) -> pl.Series | None:
+def _touched_since_scored(client, bucket: str, day: date, basis: pl.DataFrame) -> pl.Series | None:
     """Meters to score again: none when nothing changed, the standardized delta's when exactly
     one incremental standardization came since; None when the day must be scored whole."""
     previous = staging.read_frame(client, bucket, SCORED, day, "basis")

@@ -106,14 +106,20 @@ def merge_standardized(previous: Standardized, redone: Standardized, touched: pl
     )
 
 
-def merge_scored(previous: Scored, redone: Scored, touched: pl.Series) -> Scored:
-    """The previous scores with the touched meters' replaced, in reading order.
+def kept_scores(previous: Scored, touched: pl.Series) -> Scored:
+    """The previous scores of the meters not touched (taken before redoing the touched ones, so
+    the caller can let the whole previous day go: a day's scores are most of a step's memory)."""
+    keep = ~pl.col("meter_id").is_in(touched.implode())
+    return Scored(readings=previous.readings.filter(keep), meters=previous.meters.filter(keep))
+
+
+def merge_scored(kept: Scored, redone: Scored) -> Scored:
+    """The kept scores and the redone meters' together, in reading order.
 
     Sorted again like a cold run's, not merged: Polars adds up a group's floats
     differently when it knows a column is sorted, and the day's energy sums
-    (meter_daily) must not differ from a cold run's in the last bit.
+    (meter_daily) would differ from a cold run's in the last bits.
     """
-    keep = ~pl.col("meter_id").is_in(touched.implode())
-    readings = pl.concat([previous.readings.filter(keep), redone.readings]).sort(list(READING_ORDER))
-    meters = pl.concat([previous.meters.filter(keep), redone.meters]).sort("meter_id")
+    readings = pl.concat([kept.readings, redone.readings]).sort(list(READING_ORDER))
+    meters = pl.concat([kept.meters, redone.meters]).sort("meter_id")
     return Scored(readings=readings, meters=meters)
