@@ -23,13 +23,12 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.meter_delta import (
     Basis,
     changed_keys,
-    kept_scores,
     merge_scored,
     merge_standardized,
     rows_to_redo,
     touched_meters,
 )
-from greenstream_dagster.rules.score import score_partition
+from greenstream_dagster.rules.score import Scored, score_partition
 from greenstream_dagster.rules.standardize import standardize
 from greenstream_dagster_tests.builders import ARRIVAL, DAY, HEADER, rows
 
@@ -94,8 +93,8 @@ def test_redoing_the_touched_meters_equals_redoing_the_day(before, after):
 
     old_scores = score_partition(previous.readings, DAY, CONFIG)
     chosen = pl.col("meter_id").is_in(touched.implode())
-    scores = merge_scored(kept_scores(old_scores, touched),
-                          score_partition(whole.readings.filter(chosen), DAY, CONFIG))
+    kept = Scored(readings=old_scores.readings.filter(~chosen), meters=old_scores.meters.filter(~chosen))
+    scores = merge_scored(kept, score_partition(whole.readings.filter(chosen), DAY, CONFIG))
     whole_scores = score_partition(whole.readings, DAY, CONFIG)
     assert scores.readings.equals(whole_scores.readings)
     assert same(scores.meters, whole_scores.meters, ["meter_id"])

@@ -28,7 +28,6 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.meter_delta import (
     Basis,
     changed_keys,
-    kept_scores,
     merge_scored,
     merge_standardized,
     rows_to_redo,
@@ -102,14 +101,14 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
                          schema={"day": pl.Date, "version": pl.Utf8}).with_columns(
         pl.lit(rules_fingerprint(config)).alias("rules"))
     touched = _touched_since_scored(client, bucket, day, basis)
-    previous = _read_scored(client, bucket, day) if touched is not None else None
+    # The previous scores of the meters not touched only: the whole day is most of the step's memory.
+    kept = _read_scored(client, bucket, day, ~pl.col("meter_id").is_in(touched.implode())) \
+        if touched is not None else None
     present = [frame for frame in history.values() if frame is not None]
-    if previous is None:
+    if kept is None:
         return Redone(score_partition(readings, day, config, pl.concat(present) if present else None), None), basis
     if touched.len() == 0:
-        return Redone(previous, 0, unchanged=True), basis
-    kept = kept_scores(previous, touched)
-    del previous
+        return Redone(kept, 0, unchanged=True), basis
     chosen = pl.col("meter_id").is_in(touched.implode())
     redone = score_partition(readings.filter(chosen), day, config,
                              pl.concat([f.filter(chosen) for f in present]) if present else None)
@@ -159,7 +158,7 @@ def _read_standardized(client, bucket: str, day: date) -> Standardized | None:
     return None if any(f is None for f in frames.values()) else Standardized(**frames)
 
 
-def _read_scored(client, bucket: str, day: date) -> Scored | None:
-    readings = staging.read_frame(client, bucket, SCORED, day, "readings")
-    meters = staging.read_frame(client, bucket, SCORED, day, "meters")
+def _read_scored(client, bucket: str, day: date, where: pl.Expr) -> Scored | None:
+    readings = staging.read_frame(client, bucket, SCORED, day, "readings", where=where)
+    meters = staging.read_frame(client, bucket, SCORED, day, "meters", where=where)
     return None if readings is None or meters is None else Scored(readings=readings, meters=meters)

@@ -106,13 +106,6 @@ def merge_standardized(previous: Standardized, redone: Standardized, touched: pl
     )
 
 
-def kept_scores(previous: Scored, touched: pl.Series) -> Scored:
-    """The previous scores of the meters not touched (taken before redoing the touched ones, so
-    the caller can let the whole previous day go: a day's scores are most of a step's memory)."""
-    keep = ~pl.col("meter_id").is_in(touched.implode())
-    return Scored(readings=previous.readings.filter(keep), meters=previous.meters.filter(keep))
-
-
 def merge_scored(kept: Scored, redone: Scored) -> Scored:
     """The kept scores and the redone meters' together, in reading order.
 

@@ -102,8 +102,11 @@ def delete_frame(client, bucket: str, asset: str, day: date, name: str) -> None:
 
 
 def read_frame(
-    client, bucket: str, asset: str, day: date, name: str, columns: list[str] | None = None
+    client, bucket: str, asset: str, day: date, name: str, columns: list[str] | None = None,
+    where: pl.Expr | None = None,
 ) -> pl.DataFrame | None:
+    """The frame, or None when it was never staged; `where` keeps only the matching rows, which
+    are then all a large frame costs in memory (the filter runs while the Parquet is decoded)."""
     key = staging_key(asset, day, name)
     kept = _written.get(bucket, key)
     if kept is not None:
@@ -113,10 +116,14 @@ def read_frame(
         except client.exceptions.ClientError:
             current = None
         if current == etag:
+            frame = frame.filter(where) if where is not None else frame
             return frame.select(columns) if columns is not None else frame
         _written.forget(bucket, key)
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey:
         return None
-    return pl.read_parquet(io.BytesIO(body), columns=columns)
+    if where is None:
+        return pl.read_parquet(io.BytesIO(body), columns=columns)
+    scan = pl.scan_parquet(io.BytesIO(body)).filter(where)
+    return (scan.select(columns) if columns is not None else scan).collect()
