@@ -25,7 +25,6 @@ Prints figures only; nothing here is asserted.
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import os
 import resource
@@ -218,7 +217,6 @@ def main() -> int:
                 client.put_object(Bucket=services.bucket, Key=late_key, Body=body)
                 rows = body.count(b"\n") - 1
                 title += f" ({len(body) / 1e6:.2f} MB, {rows:,} rows)"
-            started = time.perf_counter()
             wall = materialize(env, last, log)
             table, _ = breakdown(instance, time.time() - wall, wall)
             print(f"{title}: {wall:.1f} s end-to-end")

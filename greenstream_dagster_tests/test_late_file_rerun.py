@@ -21,7 +21,7 @@ from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.builders import HEADER, day_csv
 from greenstream_dagster_tests.fixtures_postgres import with_database
 from greenstream_dagster_tests.fixtures_s3 import delete_bucket
-from greenstream_dagster_tests.test_live_days import ALL_ASSETS, DAY1, WAVE, Platform, platform  # noqa: F401
+from greenstream_dagster_tests.test_live_days import DAY1, WAVE, Platform, platform  # noqa: F401
 from greenstream_dagster_tests.test_meter_delta import same
 
 CONTENT = ("meter_id, reading_ts, record_id, value_raw, unit_raw, value_kw, tariff_period, season, "
@@ -47,6 +47,13 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
+def land_and_run(platform, s3_client) -> None:  # noqa: F811
+    """The day's three head-end files land and the day runs once."""
+    for key, text in FILES.items():
+        put_object(s3_client, platform.bucket, key, text.encode())
+    assert platform.materialize(DAY1).success
+
+
 def staged_etags(s3_client, bucket: str) -> dict[str, str]:
     """ETags of the standardized and scored frames of the day in staging."""
     etags = {}
@@ -64,9 +71,7 @@ def lake_day(s3_client, bucket: str):
 @pytest.mark.timeout(600)
 def test_a_late_file_is_the_only_one_parsed_and_only_changed_readings_reach_postgres(
         platform, s3_client, postgres_server, monkeypatch):  # noqa: F811
-    for key, text in FILES.items():
-        put_object(s3_client, platform.bucket, key, text.encode())
-    assert platform.materialize(DAY1).success
+    land_and_run(platform, s3_client)
     before = readings(platform.database_url)
 
     put_object(s3_client, platform.bucket, LATE[0], LATE[1].encode())
@@ -124,9 +129,7 @@ def cold_stores(s3_client, postgres_server):
 
 
 def test_nothing_new_sends_nothing_to_postgres(platform, s3_client):  # noqa: F811
-    for key, text in FILES.items():
-        put_object(s3_client, platform.bucket, key, text.encode())
-    assert platform.materialize(DAY1).success
+    land_and_run(platform, s3_client)
     staged = staged_etags(s3_client, platform.bucket)
     again = platform.materialize(DAY1)
     assert staged_etags(s3_client, platform.bucket) == staged  # the same frames: not written again
@@ -140,9 +143,7 @@ def test_nothing_new_sends_nothing_to_postgres(platform, s3_client):  # noqa: F8
 @pytest.mark.timeout(600)
 def test_a_removed_and_a_replaced_object_redo_their_meters_and_equal_a_cold_run(
         platform, s3_client, postgres_server, monkeypatch):  # noqa: F811
-    for key, text in FILES.items():
-        put_object(s3_client, platform.bucket, key, text.encode())
-    assert platform.materialize(DAY1).success
+    land_and_run(platform, s3_client)
     removed, replaced = list(FILES)[1], list(FILES)[2]
     s3_client.delete_object(Bucket=platform.bucket, Key=removed)
     corrected = HEADER + day_csv("SM-20", DAY1, [1.5] * 96) + day_csv("SM-21", DAY1, WAVE)  # SM-22..29 dropped

@@ -38,7 +38,7 @@ from greenstream_dagster.rules.score import Scored, score_partition
 from greenstream_dagster.rules.standardize import Standardized, standardize
 from greenstream_dagster.storage import staging
 
-RAW, STANDARDIZED, SCORED = "raw_readings", "standardized_readings", "scored_readings"
+RAW, STANDARDIZED, SCORED = "raw_readings", "standardized_readings", "scored_readings"  # the chain's assets
 STANDARDIZED_FRAMES = ("readings", "rejected", "revisions", "meter_stats")
 DELTA_SCHEMA = {"version": pl.Utf8, "based_on": pl.Utf8}
 ABSENT = "absent"  # the version of a window day never standardized (an empty day, a day before the start)

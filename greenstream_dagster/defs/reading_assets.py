@@ -13,6 +13,9 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.defs.delta_staging import (
+    RAW,
+    SCORED,
+    STANDARDIZED,
     score_day,
     stage_scored,
     stage_standardized,
@@ -35,7 +38,6 @@ from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
 
-RAW, STANDARDIZED, SCORED = "raw_readings", "standardized_readings", "scored_readings"
 DEAD_LETTER_SAMPLES = 5
 
 

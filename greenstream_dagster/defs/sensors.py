@@ -18,6 +18,7 @@ from typing import Protocol
 
 from dagster import AssetKey, DagsterRunStatus, DefaultSensorStatus, RunsFilter, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
 
+from greenstream_dagster.defs.jobs import INGEST_JOB
 from greenstream_dagster.defs.run_queue import day_of_run
 from greenstream_dagster.sensing.landing_scan import (
     LookbackWindow,
@@ -31,7 +32,6 @@ from greenstream_dagster.storage.landing_folders import list_landing_window
 
 SENSOR_NAME = "raw_file_sensor"
 RAW_ASSET = "raw_readings"  # the asset that lists the landing zone
-INGEST_JOB = "ingest_partition_job"  # the sensor's job: all of its runs read the landing zone
 
 
 class LandingBucket(Protocol):
