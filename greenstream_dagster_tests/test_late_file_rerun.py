@@ -9,6 +9,7 @@ platform's report.
 
 from __future__ import annotations
 
+import gzip
 import uuid
 from contextlib import contextmanager
 import dagster as dg
@@ -158,3 +159,22 @@ def test_a_removed_and_a_replaced_object_redo_their_meters_and_equal_a_cold_run(
     first = list(FILES)[0]
     assert_a_cold_run_agrees(platform, [(first, FILES[first]), (replaced, corrected)],
                              s3_client, postgres_server, monkeypatch)
+
+
+def test_a_hostile_late_file_is_dead_lettered_and_the_re_run_keeps_the_day(platform, s3_client):  # noqa: F811
+    """A late object that is not a CSV (gzip bytes under .csv, cut short) goes to the dead letter
+    store with its reason; the day's run succeeds, and nothing stored changes."""
+    land_and_run(platform, s3_client)
+    before = readings(platform.database_url)
+    hostile = f"raw-data/{DAY1}/late/broken.csv.gz"
+    put_object(s3_client, platform.bucket, hostile, gzip.compress(LATE[1].encode(), mtime=0)[:-12])
+    again = platform.materialize(DAY1)
+    assert again.success
+    raw = metadata(again, "raw_readings")
+    assert (raw["files_parsed"], raw["dead_lettered_files"]) == (1, 1)
+    assert "corrupt gzip" in raw["dead_letters"]
+    [(reason,)] = platform.query("SELECT reason FROM dead_letter_files WHERE source_key = %s", hostile)
+    assert "corrupt gzip" in reason
+    for asset in ("standardized_readings", "scored_readings"):  # a dead letter changes no meter
+        assert metadata(again, asset)["meters_redone"] == 0
+    assert {k: v[:-1] for k, v in readings(platform.database_url).items()} == {k: v[:-1] for k, v in before.items()}
