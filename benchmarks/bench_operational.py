@@ -54,10 +54,7 @@ def scored_day(meters: int, day: date = DAY) -> pl.DataFrame:
     )
     hour = pl.col("reading_ts").dt.hour()
     score = pl.when(pl.col("slot") % 50 == 0).then(70).otherwise(100).cast(pl.Int32)
-    return frame.select(
-        record_id=pl.concat_str(  # 64 hex characters, like the real SHA-256 content id
-            pl.col("meter_id"), pl.col("reading_ts").dt.epoch("s").cast(pl.Utf8), pl.col("value_raw")
-        ).hash().cast(pl.Utf8).str.pad_start(64, "0"),
+    return frame.select(  # the load derives each reading's record_id (SHA-256), as for real scores
         meter_id="meter_id",
         reading_ts="reading_ts",
         partition_date=pl.lit(day),

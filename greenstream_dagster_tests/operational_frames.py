@@ -23,8 +23,6 @@ def scored(day: date = DAY, meters: int = 4, slots: int = 96) -> pl.DataFrame:
     ts = pl.lit(day_start(day), dtype=pl.Datetime("us", "UTC")) + pl.duration(minutes=pl.col("slot") * 15)
     value = (pl.col("meter") * 100 + pl.col("slot")).cast(pl.Utf8)
     return grid.select(
-        record_id=pl.concat_str(pl.lit(f"{day:%Y%m%d}"), pl.col("meter"), pl.lit("f"), pl.col("slot"))
-        .str.pad_start(64, "0"),
         meter_id=pl.format("SM-{}", pl.col("meter")),
         reading_ts=ts,
         partition_date=pl.lit(day),

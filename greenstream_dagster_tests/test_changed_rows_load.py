@@ -3,6 +3,9 @@ and ends exactly where a load comparing in PostgreSQL ends."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timezone
+
 import polars as pl
 import psycopg
 
@@ -78,3 +81,29 @@ def test_one_changed_reading_among_many_with_empty_lists_is_copied(database_url)
     again = load(database_url, late, "two", PreviousLoad("one", first.digest))
     assert (again.readings_copied, again.updated) == (1, 1)
     assert stored(database_url).equals(late.sort("meter_id", "reading_ts"))
+
+
+def content_ids(url: str) -> list[tuple[str, str]]:
+    """(stored record_id, SHA-256 of meter|UTC time|value text computed here) of every reading."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT record_id, meter_id, reading_ts, value_raw FROM meter_readings").fetchall()
+    return [(rid, hashlib.sha256(f"{m}|{ts.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}|{v or ''}".encode()).hexdigest())
+            for rid, m, ts, v in rows]
+
+
+def test_each_stored_reading_gets_its_content_id_on_every_load_path(database_url):
+    """Readings reach the load without record_id: it is derived for what is copied, whether the
+    day is new, compared in PostgreSQL, or only its changed readings are sent."""
+    def all_match() -> bool:
+        ids = content_ids(database_url)
+        return len(ids) == 288 and all(stored_id == want for stored_id, want in ids)
+
+    assert load(database_url, scored(meters=3), "one").readings_copied == 288 and all_match()  # a new day
+    load_partition(database_url, DAY, scored(meters=3).with_columns(value_raw=pl.lit(None, pl.Utf8)),
+                   no_rejected(), no_revisions())  # compared in PostgreSQL
+    assert all_match()
+    back = load(database_url, scored(meters=3), "two")
+    revalued = pl.col("meter_id").eq("SM-2") & pl.col("reading_ts").dt.hour().eq(3)
+    changed = scored(meters=3).with_columns(value_raw=pl.when(revalued).then(pl.lit("7.5")).otherwise("value_raw"))
+    assert load(database_url, changed, "three", PreviousLoad("two", back.digest)).readings_copied == 4
+    assert all_match()

@@ -15,6 +15,7 @@ from greenstream_dagster.generator import GeneratorConfig, generate, with_preset
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.csv_file import DeadLetterFile, read_landing_file
 from greenstream_dagster.rules.landing_key import IgnoredKey, parse_landing_key
+from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
 
@@ -76,7 +77,7 @@ def test_partition_counts_grades_and_faults_match_the_manifest(platform):
 def test_rows_land_where_the_manifest_says(platform):
     manifest, standardized, _, dead = platform
     rejected = pl.concat([r.rejected for r in standardized.values()])
-    readings = pl.concat([r.readings for r in standardized.values()])
+    readings = with_record_id(pl.concat([r.readings for r in standardized.values()]))  # as the load derives it
 
     def reading(meter_id: str, timestamp: str) -> dict:
         (row,) = readings.filter((pl.col("meter_id") == meter_id) & (pl.col("reading_ts") == utc(timestamp))).to_dicts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,8 +42,10 @@ def test_a_timestamp_in_another_zone_finds_the_same_reading(loaded):
 
 def test_a_reading_is_found_by_its_record_id(loaded):
     url, readings = loaded
-    record_id = readings["record_id"][7]
-    assert fetch_reading_by_record_id(url, record_id)["record_id"] == record_id
+    meter_id, ts, value = readings.select("meter_id", "reading_ts", "value_raw").row(7)
+    record_id = hashlib.sha256(f"{meter_id}|{ts:%Y-%m-%dT%H:%M:%SZ}|{value}".encode()).hexdigest()  # SPEC §2
+    found = fetch_reading_by_record_id(url, record_id)
+    assert (found["record_id"], found["meter_id"], found["reading_ts"]) == (record_id, meter_id, ts)
     assert fetch_reading_by_record_id(url, record_id, DAY)["record_id"] == record_id
     assert fetch_reading_by_record_id(url, record_id, DAY + timedelta(days=1)) is None
 

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from greenstream_dagster.rules.record_id import with_record_id
+
 _KEY = ["meter_id", "reading_ts"]
 
 
 @dataclass(frozen=True)
 class Resolved:
-    winners: pl.LazyFrame  # one row per interval key, with `revised`
+    winners: pl.LazyFrame  # one row per interval key, with `revised` (no record_id: see schemas.py)
     revisions: pl.LazyFrame  # one row per losing distinct record_id of a key, with `superseded_by`
 
 
@@ -43,15 +45,16 @@ def delivery_rank(placeable: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def resolve_interval_keys(placeable: pl.LazyFrame) -> Resolved:
-    """Winners and revisions of placeable rows that carry `record_id`.
+    """Winners and revisions of placeable rows (with `value_raw`).
 
     Almost every key is delivered once: those rows win as they are, and only
-    the keys delivered more than once pay for the ordering by delivery.
+    the keys delivered more than once pay for the content id (record_id, to
+    tell a copy from a revision) and the ordering by delivery.
     """
     counted = placeable.with_columns(pl.len().over(_KEY).alias("_deliveries")).collect()
     single = counted.lazy().filter(pl.col("_deliveries") == 1).drop("_deliveries")
-    repeated = counted.lazy().filter(pl.col("_deliveries") > 1).drop("_deliveries")
-    ranked = delivery_rank(repeated)
+    repeated = with_record_id(counted.filter(pl.col("_deliveries") > 1).drop("_deliveries"))
+    ranked = delivery_rank(repeated.lazy())
     # Latest copy of each content, materialized: winners and revisions both read it.
     copies = ranked.unique(subset=[*_KEY, "record_id"], keep="last").collect().lazy()
     winners = copies.sort("delivery_rank").unique(subset=_KEY, keep="last")
@@ -61,7 +64,7 @@ def resolve_interval_keys(placeable: pl.LazyFrame) -> Resolved:
     revised_keys = revisions.select(_KEY).unique().with_columns(pl.lit(True).alias("revised"))
     winners = winners.join(revised_keys, on=_KEY, how="left").with_columns(
         pl.col("revised").fill_null(False)
-    ).drop("delivery_rank")
+    ).drop("delivery_rank", "record_id")
     return Resolved(
         winners=pl.concat([single.with_columns(pl.lit(False).alias("revised")), winners], how="vertical_relaxed"),
         revisions=revisions,

@@ -1,7 +1,7 @@
 """Rows of a partition day → quarantine, winning readings and revisions (SPEC §2).
 
 The stages, each a rule module of its own: placement (quarantine reasons),
-record_id, interval-key resolution, then value/unit standardization and
+interval-key resolution (record_id of the keys delivered more than once), then value/unit standardization and
 enrichment of the winners only — losers need nothing but their text.
 """
 
@@ -17,7 +17,6 @@ from greenstream_dagster.rules.enrichment import season, tariff_period
 from greenstream_dagster.rules.interval_key import resolve_interval_keys
 from greenstream_dagster.rules.meter_day_stats import meter_day_stats
 from greenstream_dagster.rules.placement import with_placement
-from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.schemas import (
     REJECTED_COLUMNS,
     REVISION_COLUMNS,
@@ -44,11 +43,11 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         .sort("source_key", "source_line")
         .collect()
     )
-    placeable = with_record_id(placed.lazy().filter(pl.col("reason").is_null()).select(
+    placeable = placed.lazy().filter(pl.col("reason").is_null()).select(
         "meter_id", "reading_ts", "partition_date", "source_key", "source_modified_at", "source_line",
         pl.col("value").alias("value_raw"),
         pl.col("unit").alias("unit_raw"),
-    ).collect())  # hashed once: the resolution reads these rows from several branches
+    ).collect()
     del placed  # the raw text of every row is needed only for the quarantine, now taken
     resolved = resolve_interval_keys(placeable.lazy())
     kw = pl.col("value_kw")

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import polars as pl
 
 DIGEST_KEY = ("meter_id", "reading_ts")
-DIGEST_FORMAT = f"polars {pl.__version__} hash_rows(0, 1, 2, 3)"
+# What a digest hashes and how: a digest of another format is never compared (v2: no record_id,
+# which is derived from the hashed columns).
+DIGEST_FORMAT = f"v2 polars {pl.__version__} hash_rows(0, 1, 2, 3)"
 
 
 def row_digest(readings: pl.DataFrame, value_columns: list[str]) -> pl.DataFrame:

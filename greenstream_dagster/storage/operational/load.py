@@ -40,7 +40,13 @@ import pyarrow as pa
 from psycopg import errors, sql
 
 from greenstream_dagster.rules.reading_order import sorted_by
-from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS
+from greenstream_dagster.rules.record_id import with_record_id
+from greenstream_dagster.rules.schemas import (
+    METER_READING_COLUMNS,
+    REJECTED_COLUMNS,
+    REVISION_COLUMNS,
+    SCORED_COLUMNS,
+)
 from greenstream_dagster.storage.operational.changed_rows import (
     DIGEST_FORMAT,
     DIGEST_KEY,
@@ -63,21 +69,33 @@ _LOAD_LOCK = 0x6C6F6164  # advisory lock namespace of "load of a partition day"
 
 @dataclass(frozen=True)
 class _Table:
-    """An operational table as the load sees it: its frame contract and its key."""
+    """An operational table as the load sees it: the contract of its input frame, its key, and
+    the columns it stores (the input's, plus any the load derives)."""
 
     name: str
-    columns: dict[str, pl.DataType]
+    given: dict[str, pl.DataType]
     key: tuple[str, ...]
+    stored: dict[str, pl.DataType]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.stored)
 
     @property
     def values(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in self.key)
 
+    @property
+    def given_values(self) -> list[str]:
+        return [c for c in self.given if c not in self.key]
 
-READINGS = _Table("meter_readings", SCORED_COLUMNS, ("meter_id", "reading_ts", "partition_date"))
-REJECTED = _Table("rejected_readings", REJECTED_COLUMNS, ("partition_date", "source_key", "source_line"))
+
+# Readings come without their record_id: it is derived here, for the rows actually copied.
+READINGS = _Table("meter_readings", SCORED_COLUMNS, ("meter_id", "reading_ts", "partition_date"), METER_READING_COLUMNS)
+REJECTED = _Table("rejected_readings", REJECTED_COLUMNS, ("partition_date", "source_key", "source_line"),
+                  REJECTED_COLUMNS)
 REVISIONS = _Table(
-    "reading_revisions", REVISION_COLUMNS, ("partition_date", "meter_id", "reading_ts", "record_id")
+    "reading_revisions", REVISION_COLUMNS, ("partition_date", "meter_id", "reading_ts", "record_id"), REVISION_COLUMNS
 )
 
 
@@ -143,7 +161,8 @@ def load_partition(
     digest_name: str | None = None,
 ) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
-    mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS).
+    mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS; each
+    reading's record_id is derived here).
 
     Readings the input no longer has are deleted and kept in removed_readings with
     `run_id` (SPEC §5: never removed silently). With `previous` (the digest the
@@ -156,7 +175,7 @@ def load_partition(
         (table, _conform(table, frame, partition_date))
         for table, frame in ((READINGS, readings), (REJECTED, rejected), (REVISIONS, revisions))
     ]
-    digest = row_digest(frames[0][1], list(READINGS.values)) if digest_name else None
+    digest = row_digest(frames[0][1], READINGS.given_values) if digest_name else None
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
     lock = (_LOAD_LOCK, partition_date.toordinal())
     copied = 0
@@ -173,7 +192,7 @@ def load_partition(
                 if table is READINGS and changes is not None:
                     frame = changes.upserts
                     _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
-                _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections)
+                _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table)
                 copied += frame.height if table is READINGS else 0
             staged = time.perf_counter()
             with conn.transaction():
@@ -293,10 +312,10 @@ def _audited(delete: sql.Composable, run_id: str | None) -> sql.Composable:
 def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
     """The frame in contract column order, sorted by key; a missing column, a wrong dtype or a
     row of another day is an error naming the table (it would otherwise be an obscure COPY error)."""
-    missing = [c for c in table.columns if c not in frame.columns]
+    missing = [c for c in table.given if c not in frame.columns]
     if missing:
         raise ValueError(f"{table.name}: the frame lacks column(s) {missing}")
-    for name, dtype in table.columns.items():
+    for name, dtype in table.given.items():
         if frame.schema[name] != dtype:
             raise ValueError(f"{table.name}.{name}: expected dtype {dtype}, got {frame.schema[name]}")
     other_days = frame.filter(pl.col("partition_date") != day).height
@@ -304,8 +323,15 @@ def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
         raise ValueError(f"{table.name}: {other_days} row(s) have a partition_date other than {day}")
     # Key order clusters a day partition by meter and keeps index inserts local.
     # COPY BINARY needs the column's exact type: quality_score is a smallint.
-    frame = sorted_by(frame.select(list(table.columns)), list(table.key))
+    frame = sorted_by(frame.select(list(table.given)), list(table.key))
     return frame.with_columns(pl.col("quality_score").cast(pl.Int16)) if table is READINGS else frame
+
+
+def _stored(table: _Table | None, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows as the table stores them: readings get their record_id (SPEC §2)."""
+    if table is READINGS:
+        return with_record_id(frame).select(table.columns)
+    return frame
 
 
 def _staging(table: _Table, day: date) -> sql.Identifier:
@@ -334,9 +360,11 @@ def _create_staging(conn: psycopg.Connection, table: _Table, day: date, fresh: b
         )
 
 
-def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connections: int) -> None:
+def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connections: int,
+          table: _Table | None = None) -> None:
     """COPY the frame into the staging table, in contiguous slices on parallel connections
-    (the client-side Arrow encoding and the server-side parsing each use one core)."""
+    (the client-side Arrow encoding and the server-side parsing each use one core). Each
+    slice derives its own stored columns, so that work overlaps the other slices' COPY."""
     parts = max(1, min(connections, frame.height // _ROWS_PER_COPY_CONNECTION))
     size = -(-frame.height // parts) if frame.height else 0
 
@@ -344,8 +372,8 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
         # The newest Arrow level exports Polars strings as string_view without a copy;
         # small batches let the driver stream (encode while the server parses) instead
         # of encoding the whole slice into one buffer first.
-        table = _to_arrow(frame.slice(i * size, size))
-        batches = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(_COPY_BATCH_ROWS))
+        rows = _to_arrow(_stored(table, frame.slice(i * size, size)))
+        batches = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(_COPY_BATCH_ROWS))
         with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
 

@@ -8,10 +8,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from greenstream_dagster.rules.schemas import SCORED_COLUMNS
+from greenstream_dagster.rules.schemas import METER_READING_COLUMNS
 from greenstream_dagster.storage.operational.partitions import partition_name
 
-_COLUMNS = ", ".join([*SCORED_COLUMNS, "loaded_at"])
+_COLUMNS = ", ".join([*METER_READING_COLUMNS, "loaded_at"])
 
 
 def fetch_reading(database_url: str, meter_id: str, reading_ts: datetime) -> dict | None:
