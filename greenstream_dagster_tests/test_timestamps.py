@@ -4,8 +4,10 @@ from datetime import datetime, timezone
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from greenstream_dagster.rules.timestamps import with_parsed_timestamp
+from greenstream_dagster.rules.timestamps import timestamp_text, with_parsed_timestamp
 
 
 def parse(text):
@@ -60,3 +62,13 @@ def test_valid_forms(text, expected):
 )
 def test_invalid_forms(text):
     assert parse(text) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(1965, 1, 1), max_value=datetime(1975, 12, 31),
+                             timezones=st.just(timezone.utc)), min_size=1, max_size=40))
+def test_the_record_id_text_of_a_timestamp_is_its_utc_second(instants):
+    """timestamp_text (looked up by integer arithmetic) is what strftime gives: whole seconds,
+    fractions truncated, before 1970 and across days."""
+    frame = pl.DataFrame({"ts": instants}, schema={"ts": pl.Datetime("us", "UTC")})
+    assert timestamp_text(frame, "ts").to_list() == [i.strftime("%Y-%m-%dT%H:%M:%SZ") for i in instants]

@@ -98,16 +98,17 @@ def timestamp_text(frame: pl.DataFrame, ts: str) -> pl.Series:
     per-row strftime costs seconds on a 4.8-million-row partition.
     """
     column = frame[ts]
-    days = column.dt.date()
-    first, last = days.min(), days.max()
-    if first is None or (last - first).days > _MAX_TABLE_DAYS:
+    # Whole seconds since the epoch, split by integer arithmetic (the .dt fields of a zoned
+    # column convert every row); floor division keeps instants before 1970 on their day.
+    seconds = column.dt.epoch("s")
+    first_second, last_second = seconds.min(), seconds.max()
+    if first_second is None or (last_second - first_second) // 86_400 >= _MAX_TABLE_DAYS:
         return column.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    day_texts = pl.Series([date.fromordinal(first.toordinal() + k).isoformat() for k in range((last - first).days + 1)])
-    second = (column.dt.hour().cast(pl.Int32) * 3600 + column.dt.minute().cast(pl.Int32) * 60
-              + column.dt.second().cast(pl.Int32))
-    day_index = days.cast(pl.Int32) - days.min().toordinal() + date(1970, 1, 1).toordinal()
-    text = pl.DataFrame({"d": day_index, "s": second}).select(
-        pl.concat_str([pl.lit(day_texts).gather(pl.col("d")), pl.lit("T"),
-                       pl.lit(_times_of_day()).gather(pl.col("s")), pl.lit("Z")])
+    first_day = first_second // 86_400
+    epoch = date(1970, 1, 1).toordinal()
+    day_texts = pl.Series([date.fromordinal(epoch + d).isoformat() for d in range(first_day, last_second // 86_400 + 1)])
+    text = pl.DataFrame({"s": seconds}).select(
+        pl.concat_str([pl.lit(day_texts).gather(pl.col("s") // 86_400 - first_day), pl.lit("T"),
+                       pl.lit(_times_of_day()).gather(pl.col("s") % 86_400), pl.lit("Z")])
     ).to_series()
     return text.alias(ts)
