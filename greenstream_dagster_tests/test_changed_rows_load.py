@@ -9,7 +9,7 @@ from datetime import timezone
 import polars as pl
 import psycopg
 
-from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
+from greenstream_dagster.storage.operational.changed_rows import PreviousLoad, changes_since, row_digest
 from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
 from greenstream_dagster_tests.operational_frames import DAY, no_rejected, no_revisions, scored
 from greenstream_dagster_tests.test_operational_load import row_versions, stored
@@ -107,3 +107,15 @@ def test_each_stored_reading_gets_its_content_id_on_every_load_path(database_url
     changed = scored(meters=3).with_columns(value_raw=pl.when(revalued).then(pl.lit("7.5")).otherwise("value_raw"))
     assert load(database_url, changed, "three", PreviousLoad("two", back.digest)).readings_copied == 4
     assert all_match()
+
+
+def test_same_keys_compare_row_by_row_as_a_join_would():
+    """The aligned path (same keys in the same order) finds what the key join finds."""
+    readings = scored(meters=5)
+    before = row_digest(readings, ["value_raw", "quality_score"])
+    hit = (pl.int_range(pl.len()) % 37) == 0
+    now = readings.with_columns(quality_score=pl.when(hit).then(pl.lit(1, pl.Int32)).otherwise("quality_score"))
+    aligned = changes_since(before, now, row_digest(now, ["value_raw", "quality_score"]))
+    joined = changes_since(before.reverse(), now, row_digest(now, ["value_raw", "quality_score"]))  # keys not aligned
+    assert aligned.upserts.equals(joined.upserts) and aligned.unchanged == joined.unchanged == 480 - 13
+    assert aligned.deleted_keys.height == joined.deleted_keys.height == 0

@@ -52,10 +52,17 @@ class Changes:
 
 def changes_since(previous: pl.DataFrame, readings: pl.DataFrame, digest: pl.DataFrame) -> Changes:
     """Compare the input (`readings`, with its `digest`) to the previous load's digest."""
+    keys = list(DIGEST_KEY)
+    if previous.height == digest.height and previous.select(keys).equals(digest.select(keys)):
+        # The usual re-load: the same readings, some of them revised. Both digests are in the
+        # load's key order, so they compare row by row, without a join of 4.8 million keys.
+        changed = previous["row_hash"] != digest["row_hash"]
+        return Changes(upserts=readings.filter(changed), deleted_keys=previous.clear().select(keys),
+                       unchanged=readings.height - int(changed.sum()))
     joined = digest.with_row_index("_row").join(
-        previous.rename({"row_hash": "_previous_hash"}), on=list(DIGEST_KEY), how="left")
+        previous.rename({"row_hash": "_previous_hash"}), on=keys, how="left")
     changed = joined.filter(pl.col("_previous_hash").is_null() | (pl.col("_previous_hash") != pl.col("row_hash")))
-    deleted = previous.select(*DIGEST_KEY).join(digest.select(*DIGEST_KEY), on=list(DIGEST_KEY), how="anti")
+    deleted = previous.select(*DIGEST_KEY).join(digest.select(*DIGEST_KEY), on=keys, how="anti")
     return Changes(
         upserts=readings[changed["_row"].sort()],
         deleted_keys=deleted,
