@@ -25,9 +25,11 @@ from datetime import date
 import polars as pl
 
 STAGING_PREFIX = "staging/"
-# Enough for the largest frame of a 50,000-meter day (the scored readings, ~0.8 GB
-# in memory) and the small frames beside it; older frames are dropped first.
-MEMORY_BYTES = 1_200_000_000
+# Enough for the largest frame of a 50,000-meter day (the scored readings, ~0.6 GB
+# in memory) and the small frames beside it, not for two large ones: a step's frames push
+# out the previous step's (the raw rows, once standardized), which only its own consumer
+# needed. A frame pushed out is read from S3 again if asked for (it is small there).
+MEMORY_BYTES = 800_000_000
 
 
 def staging_key(asset: str, day: date, name: str) -> str:
