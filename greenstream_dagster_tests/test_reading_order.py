@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from greenstream_dagster.rules.reading_order import in_order, sorted_by
+from greenstream_dagster.rules.reading_order import duplicate_keys, in_order, sorted_by
 
 T0 = datetime(2024, 4, 15, tzinfo=timezone.utc)
 rows = st.lists(st.tuples(st.sampled_from(["SM-1", "SM-10", "SM-2", "SM-9"]), st.integers(0, 5)), max_size=30)
@@ -29,3 +29,16 @@ def test_in_order_says_whether_sorting_would_change_the_rows(pairs):
 def test_a_null_key_is_out_of_order():
     f = pl.DataFrame({"meter_id": ["SM-1", None, "SM-2"]})
     assert not in_order(f, ["meter_id"])
+
+
+@given(rows, st.booleans())
+def test_duplicate_keys_are_the_keys_on_more_than_one_row(pairs, sort_first):
+    """Sorted or not, the duplicates found are exactly those counted here in Python."""
+    f = frame(pairs)
+    f = f.sort("meter_id", "reading_ts") if sort_first else f
+    counted = {}
+    for key in f.rows():
+        counted[key] = counted.get(key, 0) + 1
+    assert duplicate_keys(f, ["meter_id", "reading_ts"]).rows() == sorted(k for k, n in counted.items() if n > 1)
+    assert in_order(f, ["meter_id", "reading_ts"], strictly=True) == (
+        in_order(f, ["meter_id", "reading_ts"]) and all(n == 1 for n in counted.values()))

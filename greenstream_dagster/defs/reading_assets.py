@@ -33,7 +33,8 @@ from greenstream_dagster.rules.landing_partition import LandingPartition, read_l
 from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
-from greenstream_dagster.rules.schemas import ScoredSchema, StandardizedSchema
+from greenstream_dagster.rules.reading_order import duplicate_keys
+from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
@@ -62,17 +63,22 @@ def read_upstream(context, client, bucket: str, asset: str, day: date, name: str
 
 
 def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.AssetCheckResult:
-    """pandera.polars validation of the whole frame; failures block downstream assets."""
+    """pandera.polars validation of the whole frame, and one reading per interval key;
+    failures block downstream assets."""
     import pandera.errors
 
+    failures = []
     try:
         schema.validate(frame, lazy=True)
-        return dg.AssetCheckResult(asset_key=asset, check_name=name, passed=True, metadata={"rows": frame.height})
     except pandera.errors.SchemaErrors as errors:
-        return dg.AssetCheckResult(
-            asset_key=asset, check_name=name, passed=False,
-            metadata={"rows": frame.height, "failures": str(errors.failure_cases.head(20))},
-        )
+        failures.append(str(errors.failure_cases.head(20)))
+    duplicates = duplicate_keys(frame, READING_KEY)
+    if duplicates.height:
+        failures.append(f"{duplicates.height} interval key(s) on more than one row, e.g. {duplicates.head(5).rows()}")
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=name, passed=not failures,
+        metadata={"rows": frame.height, **({"failures": "\n".join(failures)} if failures else {})},
+    )
 
 
 def _stage_checked(client, bucket: str, asset: str, day: date, frames: dict[str, pl.DataFrame],

@@ -13,11 +13,12 @@ import polars as pl
 READING_ORDER = ("meter_id", "reading_ts")
 
 
-def in_order(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> bool:
-    """Whether the rows are already sorted ascending by `keys` (nulls count as out of order)."""
+def in_order(frame: pl.DataFrame, keys: tuple[str, ...] | list[str], *, strictly: bool = False) -> bool:
+    """Whether the rows are already sorted ascending by `keys` (nulls count as out of order);
+    `strictly`: and no two rows have the same keys."""
     if frame.height < 2:
         return True
-    ordered = pl.lit(True)
+    ordered = pl.lit(not strictly)
     for key in reversed(keys):
         now, before = pl.col(key), pl.col(key).shift(1)
         ordered = (now > before) | ((now == before) & ordered)
@@ -27,3 +28,18 @@ def in_order(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> bool:
 def sorted_by(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> pl.DataFrame:
     """`frame` sorted by `keys`, without sorting when it already is."""
     return frame if in_order(frame, keys) else frame.sort(list(keys))
+
+
+def duplicate_keys(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> pl.DataFrame:
+    """The keys that occur on more than one row (none when the keys are unique).
+
+    Proving uniqueness is the common case and is made cheap: rows strictly in key
+    order (the scored readings) are unique in one vectorized pass; otherwise a
+    64-bit hash per key tells a unique frame apart, and only a collision or a real
+    duplicate pays for grouping by the keys themselves.
+    """
+    keys = list(keys)
+    if in_order(frame, keys, strictly=True) \
+            or frame.select(pl.struct(keys).hash().n_unique()).item() == frame.height:
+        return frame.select(keys).clear()
+    return frame.group_by(keys).len().filter(pl.col("len") > 1).drop("len").sort(keys)

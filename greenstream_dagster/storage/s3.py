@@ -16,6 +16,7 @@ from typing import Protocol
 from datetime import datetime, timezone
 
 import boto3
+import botocore.loaders
 import botocore.session
 import botocore.utils
 from botocore.config import Config
@@ -50,9 +51,15 @@ def _parse_timestamp(value):
     return botocore.utils.parse_timestamp(value)
 
 
+# botocore's service descriptions (JSON), read once per process: each session would
+# otherwise load and parse them again, ~0.1 s per client and a second and more per run.
+_SERVICE_DATA = botocore.loaders.create_loader()
+
+
 def _fast_botocore_session():
     """A fresh botocore session per client (boto3's default one is not thread-safe)."""
     session = botocore.session.get_session()
+    session.register_component("data_loader", _SERVICE_DATA)
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
     return session
 
