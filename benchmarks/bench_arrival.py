@@ -35,6 +35,9 @@ from pathlib import Path
 
 import polars as pl
 
+from greenstream_dagster.rules.landing_key import LandingObject
+from greenstream_dagster.rules.landing_partition import read_landing_partition
+
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 DAY_TAG = "greenstream/day"
 
@@ -51,16 +54,16 @@ def generate(out: Path, meters: int, start: date) -> Path:
 
 
 def head_end_files(data: Path, day: date, count: int) -> list[tuple[str, bytes, int]]:
-    """The day's rows regrouped into `count` files by meter (a head-end uploads its meters' day)."""
-    frames = []
-    for path in sorted((data / "raw-data" / day.isoformat()).rglob("*.csv")):
-        try:
-            frames.append(pl.read_csv(path, infer_schema=False).select("meter_id", "timestamp", "value", "unit"))
-        except (pl.exceptions.PolarsError, OSError):
-            continue  # the generator's deliberately unreadable files (dead letters): not regrouped
-    rows = pl.concat(frames)
-    rows = rows.with_columns(
-        (pl.col("meter_id").hash(seed=7) % count).alias("_file"))
+    """The day's rows regrouped into `count` files by meter (a head-end uploads its meters' day).
+
+    The rows are taken as the platform reads them (every dialect the generator writes), as
+    text; the generator's unreadable files (dead letters) are left out."""
+    objects = [LandingObject(key=str(p.relative_to(data)), size=p.stat().st_size, etag="",
+                             last_modified=datetime.fromtimestamp(p.stat().st_mtime, timezone.utc))
+               for p in sorted((data / "raw-data" / day.isoformat()).rglob("*")) if p.is_file()]
+    rows = read_landing_partition(objects, day, lambda key: (data / key).read_bytes()).rows
+    rows = rows.filter(pl.col("field_count_ok")).select("meter_id", "timestamp", "value", "unit").with_columns(
+        (pl.col("meter_id").fill_null("").hash(seed=7) % count).alias("_file"))
     files = []
     for k, part in sorted(rows.partition_by("_file", as_dict=True).items()):
         buffer = io.BytesIO()

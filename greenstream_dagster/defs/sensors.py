@@ -27,6 +27,7 @@ from greenstream_dagster.sensing.landing_scan import (
     hold_days,
     lookback_window,
     plan_scan,
+    spacing_left,
 )
 from greenstream_dagster.storage.landing_folders import list_landing_window
 
@@ -52,11 +53,12 @@ def build_raw_file_sensor(
 ) -> SensorDefinition:
     """The landing-zone sensor targeting `job` (daily-partitioned, UTC).
 
-    `day_run_spacing_seconds`: a day whose last ingest run was created less than this
-    long ago gets its next run only when that time has passed. Files landing all day
-    would otherwise start a run of the whole day every tick, one behind the other;
-    spaced, each run takes everything that landed meanwhile. The change is kept
-    unseen in the cursor meanwhile, so nothing is missed.
+    `day_run_spacing_seconds`: a day's next ingest run waits three times its last
+    run's length after that run was created, at most this long. Files landing all
+    day would otherwise start a run of the whole day every tick, one behind the
+    other; spaced, each run takes everything that landed meanwhile, and a small
+    fleet's short runs follow each other quickly. The change is kept unseen in the
+    cursor meanwhile, so nothing is missed.
     """
     lookback_window(partitions_start, lookback_days, partitions_start)  # bad settings fail at load
 
@@ -88,8 +90,9 @@ def build_raw_file_sensor(
             context.log.info(f"{len(covered)} day(s) already have a queued run, which reads everything "
                              f"present when it starts: {', '.join(covered[:5])}")
         if held:
-            context.log.info(f"{len(held)} day(s) ran less than {day_run_spacing_seconds} s ago "
-                             f"(GREENSTREAM_DAY_RUN_SPACING_SECONDS); their next run takes what landed meanwhile: "
+            context.log.info(f"{len(held)} day(s) ran too recently (three times their last run's length, at most "
+                             f"GREENSTREAM_DAY_RUN_SPACING_SECONDS = {day_run_spacing_seconds} s); "
+                             f"their next run takes what landed meanwhile: "
                              + ", ".join(f"{d} in {recent[d]:.0f} s" for d in held[:5]))
         cursor = hold_days(plan.cursor, context.cursor, {date.fromisoformat(d) for d in held}) if held else plan.cursor
         return SensorResult(
@@ -161,16 +164,19 @@ def reads_landing(run) -> bool:
 
 
 def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
-    """Days whose latest ingest run was created less than `spacing_seconds` ago → seconds left."""
+    """Days whose latest ingest run is too recent for the next one → seconds left (see
+    landing_scan.spacing_left: three times its length, at most `spacing_seconds`)."""
     if spacing_seconds <= 0:
         return {}
     now = datetime.now(timezone.utc)
     records = instance.get_run_records(filters=RunsFilter(created_after=now - timedelta(seconds=spacing_seconds)))
-    left: dict[str, float] = {}
+    latest: dict[str, object] = {}
     for record in records:
         day = day_of_run(record.dagster_run.tags)
         if day is None or not reads_landing(record.dagster_run):
             continue
-        remaining = spacing_seconds - (now - record.create_timestamp).total_seconds()
-        left[day] = max(left.get(day, 0.0), remaining)
-    return left
+        if day not in latest or record.create_timestamp > latest[day].create_timestamp:
+            latest[day] = record
+    left = {day: spacing_left(now.timestamp(), r.create_timestamp.timestamp(), r.start_time, r.end_time,
+                              spacing_seconds) for day, r in latest.items()}
+    return {day: seconds for day, seconds in left.items() if seconds > 0}

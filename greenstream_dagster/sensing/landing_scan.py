@@ -224,6 +224,26 @@ def plan_scan(
     return ScanPlan(requests=tuple(requests), cursor=write_cursor(entries), report=report)
 
 
+# A day's next run waits this many times its last run's length (from that run's creation), so
+# runs of a filling day take at most about a third of the time, whatever the fleet's size.
+RUN_SPACING_FACTOR = 3
+
+
+def spacing_left(now: float, created: float, started: float | None, ended: float | None, cap: float) -> float:
+    """Seconds a day waits before its next run, given its last run (epoch seconds): until three
+    times that run's length has passed since it was created, at most `cap` after its creation.
+
+    A small fleet's day runs in seconds and gets its next run within seconds; a large one's,
+    whose runs take tens of seconds, waits up to the cap. A run still going counts as long as
+    it has lasted so far; one whose times are not known counts as long as the cap.
+    """
+    if started is None:
+        length = cap if ended is not None else now - created  # never started: known only if it ended
+    else:
+        length = (ended if ended is not None else now) - started
+    return max(0.0, min(cap, RUN_SPACING_FACTOR * length) - (now - created))
+
+
 def hold_days(plan_cursor: str, previous_cursor: str | None, days: set[date]) -> str:
     """The plan's cursor with `days` as the previous cursor had them: their change stays unseen,
     so a later evaluation finds it again and requests their run then."""
