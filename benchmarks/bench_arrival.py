@@ -129,6 +129,11 @@ def main() -> int:
         env.update(dagster_environment(services, settings, env))
         os.environ.update(env)
         client = s3_client(services)
+        # The reference day lands before the platform starts, so the sensor's first look sees it whole.
+        folder = data / "raw-data" / reference_day.isoformat()
+        landed = sorted(p for p in folder.rglob("*") if p.is_file())
+        for path in landed:
+            client.upload_file(str(path), services.bucket, f"raw-data/{path.relative_to(folder.parent).as_posix()}")
         log = state / "dagster-dev.log"
         dev = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
@@ -142,15 +147,11 @@ def main() -> int:
             import dagster as dg
 
             instance = dg.DagsterInstance.get()
-            folder = data / "raw-data" / reference_day.isoformat()
-            landed = sorted(p for p in folder.rglob("*") if p.is_file())
-            for path in landed:
-                client.upload_file(str(path), services.bucket, f"raw-data/{path.relative_to(folder.parent).as_posix()}")
             size = sum(p.stat().st_size for p in landed) / 1e6
             print(f"reference day {reference_day}: {len(landed)} files, {size:.1f} MB landed at once")
             reference = [r for r in wait_settled(instance, reference_day.isoformat())
                          if r.dagster_run.status.value == "SUCCESS"]
-            reference_seconds = min(wall(r) for r in reference)
+            reference_seconds = sum(wall(r) for r in reference)  # one run: the day was whole at the first look
             print(f"  its run: {reference_seconds:.1f} s ({len(reference)} run(s))")
 
             print(f"day {day}: {len(files)} head-end files, {sum(len(b) for _, b, _ in files) / 1e6:.1f} MB, "
