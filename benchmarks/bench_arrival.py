@@ -35,8 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from greenstream_dagster.rules.landing_key import LandingObject
-from greenstream_dagster.rules.landing_partition import read_landing_partition
+from bench_rules import read_day  # this folder: the day's local files read as the platform reads them
 
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 DAY_TAG = "greenstream/day"
@@ -58,10 +57,7 @@ def head_end_files(data: Path, day: date, count: int) -> list[tuple[str, bytes, 
 
     The rows are taken as the platform reads them (every dialect the generator writes), as
     text; the generator's unreadable files (dead letters) are left out."""
-    objects = [LandingObject(key=str(p.relative_to(data)), size=p.stat().st_size, etag="",
-                             last_modified=datetime.fromtimestamp(p.stat().st_mtime, timezone.utc))
-               for p in sorted((data / "raw-data" / day.isoformat()).rglob("*")) if p.is_file()]
-    rows = read_landing_partition(objects, day, lambda key: (data / key).read_bytes()).rows
+    rows = read_day(data, day).rows
     rows = rows.filter(pl.col("field_count_ok")).select("meter_id", "timestamp", "value", "unit").with_columns(
         (pl.col("meter_id").fill_null("").hash(seed=7) % count).alias("_file"))
     files = []

@@ -104,7 +104,8 @@ def test_each_stored_reading_gets_its_content_id_on_every_load_path(database_url
     assert all_match()
     back = load(database_url, scored(meters=3), "two")
     revalued = pl.col("meter_id").eq("SM-2") & pl.col("reading_ts").dt.hour().eq(3)
-    changed = scored(meters=3).with_columns(value_raw=pl.when(revalued).then(pl.lit("7.5")).otherwise("value_raw"))
+    hostile = "7|5 \u202e☃ " + "9" * 500  # the separator, a bidi override, a snowman, a long text
+    changed = scored(meters=3).with_columns(value_raw=pl.when(revalued).then(pl.lit(hostile)).otherwise("value_raw"))
     assert load(database_url, changed, "three", PreviousLoad("two", back.digest)).readings_copied == 4
     assert all_match()
 

@@ -71,10 +71,14 @@ def changed_keys(previous_basis: pl.DataFrame | None, basis: Basis) -> set[str] 
     return {identity[0] for identity in before ^ now}
 
 
+def _in_changed(changed: set[str]) -> pl.Expr:
+    """Rows whose source object is one of the `changed` keys."""
+    return pl.col("source_key").is_in(pl.Series(sorted(changed), dtype=pl.Utf8).implode())
+
+
 def touched_meters(rows: pl.DataFrame, previous: Standardized, changed: set[str]) -> pl.Series:
     """Meters with a row in a changed object, now or in its previous version."""
-    keys = pl.Series(sorted(changed), dtype=pl.Utf8).implode()
-    in_changed = pl.col("source_key").is_in(keys)
+    in_changed = _in_changed(changed)
     meters = pl.concat([
         rows.filter(in_changed & pl.col("meter_id").is_not_null()).select("meter_id"),
         previous.readings.filter(in_changed).select("meter_id"),
@@ -84,17 +88,15 @@ def touched_meters(rows: pl.DataFrame, previous: Standardized, changed: set[str]
 
 
 def rows_to_redo(rows: pl.DataFrame, touched: pl.Series, changed: set[str]) -> pl.DataFrame:
-    keys = pl.Series(sorted(changed), dtype=pl.Utf8).implode()
-    return rows.filter(pl.col("meter_id").is_in(touched.implode()) | pl.col("source_key").is_in(keys))
+    return rows.filter(pl.col("meter_id").is_in(touched.implode()) | _in_changed(changed))
 
 
 def merge_standardized(previous: Standardized, redone: Standardized, touched: pl.Series,
                        redo_rows: pl.DataFrame, changed: set[str]) -> Standardized:
     """The previous day with the touched meters and the redone rows replaced by `redone`."""
     keep = ~pl.col("meter_id").is_in(touched.implode())
-    keys = pl.Series(sorted(changed), dtype=pl.Utf8).implode()
     rejected = (
-        previous.rejected.filter(~pl.col("source_key").is_in(keys))
+        previous.rejected.filter(~_in_changed(changed))
         .join(redo_rows.select("source_key", "source_line"), on=["source_key", "source_line"], how="anti")
     )
     return Standardized(
