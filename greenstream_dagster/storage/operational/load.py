@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 
@@ -76,6 +77,7 @@ class _Table:
     given: dict[str, pl.DataType]
     key: tuple[str, ...]
     stored: dict[str, pl.DataType]
+    derive: Callable[[pl.DataFrame], pl.DataFrame] | None = None  # given → stored columns, on what is copied
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -90,8 +92,13 @@ class _Table:
         return [c for c in self.given if c not in self.key]
 
 
-# Readings come without their record_id: it is derived here, for the rows actually copied.
-READINGS = _Table("meter_readings", SCORED_COLUMNS, ("meter_id", "reading_ts", "partition_date"), METER_READING_COLUMNS)
+def _with_content_id(readings: pl.DataFrame) -> pl.DataFrame:
+    """Readings come without their record_id: it is derived here, for the rows actually copied."""
+    return with_record_id(readings).select(list(METER_READING_COLUMNS))
+
+
+READINGS = _Table("meter_readings", SCORED_COLUMNS, ("meter_id", "reading_ts", "partition_date"), METER_READING_COLUMNS,
+                  derive=_with_content_id)
 REJECTED = _Table("rejected_readings", REJECTED_COLUMNS, ("partition_date", "source_key", "source_line"),
                   REJECTED_COLUMNS)
 REVISIONS = _Table(
@@ -192,7 +199,7 @@ def load_partition(
                 if table is READINGS and changes is not None:
                     frame = changes.upserts
                     _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
-                _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table)
+                _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
                 copied += frame.height if table is READINGS else 0
             staged = time.perf_counter()
             with conn.transaction():
@@ -327,13 +334,6 @@ def _conform(table: _Table, frame: pl.DataFrame, day: date) -> pl.DataFrame:
     return frame.with_columns(pl.col("quality_score").cast(pl.Int16)) if table is READINGS else frame
 
 
-def _stored(table: _Table | None, frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows as the table stores them: readings get their record_id (SPEC §2)."""
-    if table is READINGS:
-        return with_record_id(frame).select(table.columns)
-    return frame
-
-
 def _staging(table: _Table, day: date) -> sql.Identifier:
     return sql.Identifier(STAGING_SCHEMA, partition_name(table.name, day))
 
@@ -361,7 +361,7 @@ def _create_staging(conn: psycopg.Connection, table: _Table, day: date, fresh: b
 
 
 def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connections: int,
-          table: _Table | None = None) -> None:
+          derive: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
     """COPY the frame into the staging table, in contiguous slices on parallel connections
     (the client-side Arrow encoding and the server-side parsing each use one core). Each
     slice derives its own stored columns, so that work overlaps the other slices' COPY."""
@@ -372,7 +372,8 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
         # The newest Arrow level exports Polars strings as string_view without a copy;
         # small batches let the driver stream (encode while the server parses) instead
         # of encoding the whole slice into one buffer first.
-        rows = _to_arrow(_stored(table, frame.slice(i * size, size)))
+        part = frame.slice(i * size, size)
+        rows = _to_arrow(derive(part) if derive is not None else part)
         batches = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(_COPY_BATCH_ROWS))
         with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
