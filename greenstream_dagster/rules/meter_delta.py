@@ -113,7 +113,7 @@ def merge_scored(kept: Scored, redone: Scored) -> Scored:
 
     Both are in reading order and hold different meters, so merging them by meter
     keeps each meter's rows whole and in time order: one linear pass, where sorting
-    the day again gathers every column of 4.8 million rows (4 s). The result is
+    the day again gathers every column of 4.8 million rows. The result is
     flagged sorted by meter like a cold run's sorted scores, because Polars chooses
     how to add up a group's floats by that flag (meter_daily must equal a cold run's).
     """
