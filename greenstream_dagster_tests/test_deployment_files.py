@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster._serdes.config_class import ConfigurableClassData
@@ -333,6 +334,8 @@ def test_run_containers_write_compute_logs_where_the_webserver_reads_them():
 
 # ---------------------------------------------------------------- the instances
 
+STORAGE_SECTIONS = ("run_storage", "event_log_storage", "schedule_storage")
+
 @pytest.mark.parametrize("path", [LOCAL_INSTANCE, COMPOSE_INSTANCE], ids=lambda path: path.name)
 def test_instance_file_validates_against_dagsters_schema(path):
     config, _ = dagster_instance_config(str(path.parent), path.name)
@@ -343,6 +346,10 @@ def test_instance_file_validates_against_dagsters_schema(path):
         ).rehydrate()
         for section in ("run_coordinator", "run_launcher")
     }
+    for section in STORAGE_SECTIONS:  # validated without connecting: the class's schema, the env source unread
+        entry = config[section]
+        storage_class = getattr(importlib.import_module(entry["module"]), entry["class"])
+        assert validate_config(storage_class.config_type(), entry["config"]).success, section
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"]
     if monitoring.get("max_resume_run_attempts", 0):
@@ -351,7 +358,11 @@ def test_instance_file_validates_against_dagsters_schema(path):
 
 def test_local_instance_stores_in_postgres_and_queues_one_run_per_partition():
     config = _yaml(LOCAL_INSTANCE)
-    assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
+    assert "storage" not in config
+    for section, kind in zip(STORAGE_SECTIONS, ("Run", "EventLog", "Schedule")):
+        assert config[section] == {"module": "greenstream_dagster.defs.instance_storage",
+                                   "class": f"PooledPostgres{kind}Storage",
+                                   "config": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     coordinator = config["run_coordinator"]
     assert (coordinator["module"], coordinator["class"]) == ("greenstream_dagster.defs.run_queue", "DayQueuedRunCoordinator")
     assert coordinator["config"]["max_concurrent_runs"] >= 1
