@@ -19,6 +19,7 @@ import pytest
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object
+from greenstream_dagster.storage.staging import layer_key, staging_key
 from greenstream_dagster_tests.builders import HEADER, day_csv
 from greenstream_dagster_tests.fixtures_postgres import with_database
 from greenstream_dagster_tests.fixtures_s3 import delete_bucket
@@ -74,11 +75,18 @@ def test_a_late_file_is_the_only_one_parsed_and_only_changed_readings_reach_post
         platform, s3_client, postgres_server, monkeypatch):  # noqa: F811
     land_and_run(platform, s3_client)
     before = readings(platform.database_url)
+    large = [("raw_readings", "rows"), ("standardized_readings", "readings"), ("scored_readings", "readings")]
+    bases = {key: s3_client.head_object(Bucket=platform.bucket, Key=staging_key(*key[:1], DAY1, key[1]))["ETag"]
+             for key in large}
 
     put_object(s3_client, platform.bucket, LATE[0], LATE[1].encode())
     again = platform.materialize(DAY1)
     assert again.success
     after = readings(platform.database_url)
+    for asset, name in large:  # the day's large frames are not written again: a layer holds what changed
+        base = s3_client.head_object(Bucket=platform.bucket, Key=staging_key(asset, DAY1, name))["ETag"]
+        assert base == bases[(asset, name)], asset
+        assert s3_client.head_object(Bucket=platform.bucket, Key=layer_key(asset, DAY1, name))["ContentLength"] > 0
 
     raw = metadata(again, "raw_readings")
     assert (raw["files_parsed"], raw["files_reused"], raw["files"]) == (1, 3, 4)

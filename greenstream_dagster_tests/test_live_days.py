@@ -18,7 +18,7 @@ from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.defs.resources import S3Resource
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG
 from greenstream_dagster.settings import load_settings
-from greenstream_dagster.storage import lake
+from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.builders import HEADER, day_csv
 
@@ -40,6 +40,7 @@ class Platform:
         self.sensor_cursor = None
 
     def materialize(self, day: date, assets=ALL_ASSETS, tags=None, run_config=None) -> dg.ExecuteInProcessResult:
+        staging.forget_kept_frames()  # each run is a process of its own, as deployed
         job = self.defs.resolve_implicit_global_asset_job_def()
         return job.execute_in_process(
             partition_key=day.isoformat(), instance=self.instance, raise_on_error=False,

