@@ -47,6 +47,18 @@ def test_a_reload_with_the_last_digest_copies_only_changed_readings(database_url
     assert fetch_previous_load_name(database_url, DAY) == "two"
 
 
+def test_a_reading_the_digest_calls_new_but_stored_is_upserted_not_refused(database_url):
+    """New readings go in by a plain INSERT; should the digest be wrong about one (its key is
+    stored after all), they are upserted instead of the load failing on the key."""
+    readings = scored(meters=3)
+    first = load(database_url, readings, "one")
+    forged = first.digest.with_columns(  # one key swapped for one never stored: same count, same name
+        meter_id=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("SM-404")).otherwise(pl.col("meter_id")))
+    again = load(database_url, rescore(readings, pl.col("meter_id") == "SM-2"), "two", PreviousLoad("one", forged))
+    assert (again.inserted, again.updated, again.deleted) == (0, 96, 0)
+    assert stored(database_url).equals(rescore(readings, pl.col("meter_id") == "SM-2").sort("meter_id", "reading_ts"))
+
+
 def test_nothing_new_copies_nothing(database_url):
     readings = scored(meters=5)
     first = load(database_url, readings, "one")
@@ -118,5 +130,6 @@ def test_same_keys_compare_row_by_row_as_a_join_would():
     now = readings.with_columns(quality_score=pl.when(hit).then(pl.lit(1, pl.Int32)).otherwise("quality_score"))
     aligned = changes_since(before, now, row_digest(now, ["value_raw", "quality_score"]))
     joined = changes_since(before.reverse(), now, row_digest(now, ["value_raw", "quality_score"]))  # keys not aligned
-    assert aligned.upserts.equals(joined.upserts) and aligned.unchanged == joined.unchanged == 480 - 13
+    assert aligned.updates.equals(joined.updates) and aligned.unchanged == joined.unchanged == 480 - 13
+    assert aligned.inserts.height == joined.inserts.height == 0
     assert aligned.deleted_keys.height == joined.deleted_keys.height == 0

@@ -45,7 +45,8 @@ class PreviousLoad:
 
 @dataclass(frozen=True)
 class Changes:
-    upserts: pl.DataFrame  # readings new since the digest or differing from it (full rows)
+    inserts: pl.DataFrame  # readings whose key the digest does not have (full rows)
+    updates: pl.DataFrame  # readings differing from the digest's (full rows)
     deleted_keys: pl.DataFrame  # DIGEST_KEY of readings the digest has and the input no longer
     unchanged: int
 
@@ -57,14 +58,16 @@ def changes_since(previous: pl.DataFrame, readings: pl.DataFrame, digest: pl.Dat
         # The usual re-load: the same readings, some of them revised. Both digests are in the
         # load's key order, so they compare row by row, without a join of 4.8 million keys.
         changed = previous["row_hash"] != digest["row_hash"]
-        return Changes(upserts=readings.filter(changed), deleted_keys=previous.clear().select(keys),
-                       unchanged=readings.height - int(changed.sum()))
+        return Changes(inserts=readings.clear(), updates=readings.filter(changed),
+                       deleted_keys=previous.clear().select(keys), unchanged=readings.height - int(changed.sum()))
     joined = digest.with_row_index("_row").join(
         previous.rename({"row_hash": "_previous_hash"}), on=keys, how="left")
-    changed = joined.filter(pl.col("_previous_hash").is_null() | (pl.col("_previous_hash") != pl.col("row_hash")))
+    new = pl.col("_previous_hash").is_null()
+    changed = joined.filter(new | (pl.col("_previous_hash") != pl.col("row_hash"))).sort("_row")
     deleted = previous.select(*DIGEST_KEY).join(digest.select(*DIGEST_KEY), on=keys, how="anti")
     return Changes(
-        upserts=readings[changed["_row"].sort()],
+        inserts=readings[changed.filter(new)["_row"]],
+        updates=readings[changed.filter(~new)["_row"]],
         deleted_keys=deleted,
         unchanged=readings.height - changed.height,
     )

@@ -19,6 +19,10 @@ mirror its input:
   CONFLICT DO UPDATE locks (writes) every conflicting row even when its WHERE
   is false. Rows of the day no longer in the input are then deleted (the
   anti-join runs only when the counts show there is something to delete).
+* A day loaded before with a digest of what it holds (changed_rows.py) is
+  sent only what changed: new readings go in by a plain INSERT (an upsert of
+  new rows is 1.7 times as slow), differing ones by the upsert above, gone
+  ones are deleted by key.
 
 Merge staging tables are UNLOGGED (no WAL; unlike TEMP tables, parallel
 workers can scan them). A session advisory lock per day keeps two loads of
@@ -197,8 +201,11 @@ def load_partition(
             for table, frame in frames:
                 _create_staging(conn, table, partition_date, fresh[table.name])
                 if table is READINGS and changes is not None:
-                    frame = changes.upserts
+                    frame = changes.updates
                     _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
+                    _create_new(conn, partition_date)
+                    _copy(database_url, _new_name(partition_date), changes.inserts, copy_connections, table.derive)
+                    copied += changes.inserts.height
                 _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
                 copied += frame.height if table is READINGS else 0
             staged = time.perf_counter()
@@ -222,6 +229,7 @@ def load_partition(
                 for table, _ in frames:  # an attached staging table has left the schema already
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_gone(partition_date)))
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_new(partition_date)))
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
     readings_result, rejected_result, revisions_result = results
@@ -288,10 +296,28 @@ def _create_gone(conn: psycopg.Connection, day: date, keys: pl.DataFrame, connec
         _copy(database_url, _gone_name(day), keys.select(*DIGEST_KEY), connections)
 
 
+def _new_name(day: date) -> str:
+    return partition_name(READINGS.name, day) + "_new"
+
+
+def _new(day: date) -> sql.Identifier:
+    return sql.Identifier(STAGING_SCHEMA, _new_name(day))
+
+
+def _create_new(conn: psycopg.Connection, day: date) -> None:
+    """Scratch table of the readings whose key the day's digest does not have."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_new(day)))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+        _new(day), sql.Identifier(READINGS.name)))
+
+
 def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_id: str | None) -> _Mirrored:
-    """Upsert the changed readings and delete the gone ones (audited), nothing else."""
+    """Insert the new readings, upsert the changed ones and delete the gone ones (audited),
+    nothing else."""
     target = sql.Identifier(partition_name(READINGS.name, day))
-    inserted, updated = _upsert(conn, READINGS, target, _staging(READINGS, day))
+    inserted, updated = _insert_new(conn, target, _new(day)) if changes.inserts.height else (0, 0)
+    upserted = _upsert(conn, READINGS, target, _staging(READINGS, day))
+    inserted, updated = inserted + upserted[0], updated + upserted[1]
     deleted = 0
     if changes.deleted_keys.height:
         delete = sql.SQL(
@@ -305,6 +331,21 @@ def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_
     if inserted + updated + deleted > _ANALYZE_SHARE * max(rows, 1):
         conn.execute(sql.SQL("ANALYZE {}").format(target))
     return _Mirrored(inserted, updated, rows - inserted - updated, deleted)
+
+
+def _insert_new(conn: psycopg.Connection, target: sql.Identifier, source: sql.Identifier) -> tuple[int, int]:
+    """A plain INSERT of the readings the digest says are new, (inserted, updated): ON CONFLICT's
+    speculative insertion makes an upsert of new rows about 1.7 times as slow (a filling day
+    gains half a million readings a run). Should a key be there after all, the savepoint is
+    rolled back and these readings are upserted instead."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, READINGS.columns))
+    try:
+        with conn.transaction():
+            inserted = conn.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {source}").format(
+                target=target, columns=columns, source=source)).rowcount
+        return inserted, 0
+    except errors.UniqueViolation:
+        return _upsert(conn, READINGS, target, source)
 
 
 def _audited(delete: sql.Composable, run_id: str | None) -> sql.Composable:
