@@ -8,6 +8,7 @@ from datetime import timezone
 
 import polars as pl
 import psycopg
+import pytest
 
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad, changes_since, row_digest
 from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
@@ -57,6 +58,20 @@ def test_a_reading_the_digest_calls_new_but_stored_is_upserted_not_refused(datab
     again = load(database_url, rescore(readings, pl.col("meter_id") == "SM-2"), "two", PreviousLoad("one", forged))
     assert (again.inserted, again.updated, again.deleted) == (0, 96, 0)
     assert stored(database_url).equals(rescore(readings, pl.col("meter_id") == "SM-2").sort("meter_id", "reading_ts"))
+
+
+def test_a_digest_that_does_not_describe_the_partition_rolls_the_load_back(database_url):
+    """The digest names a reading never stored instead of one stored (same count, same name): the
+    readings the input dropped cannot all be deleted, and nothing of the load is committed."""
+    readings = scored(meters=3)
+    first = load(database_url, readings, "one")
+    forged = first.digest.with_columns(
+        meter_id=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("SM-404")).otherwise(pl.col("meter_id")))
+    dropped = readings.filter(pl.int_range(pl.len()) != 0)  # the first reading is no longer in the input
+    with pytest.raises(RuntimeError, match="did not describe its partition"):
+        load(database_url, rescore(dropped, pl.col("meter_id") == "SM-2"), "two", PreviousLoad("one", forged))
+    assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
+    assert fetch_previous_load_name(database_url, DAY) == "one"
 
 
 def test_nothing_new_copies_nothing(database_url):

@@ -205,9 +205,9 @@ def test_summary_is_bounded_however_many_keys_are_ignored():
 def test_a_day_waits_three_times_its_last_run_at_most_the_cap():
     """Created at t=100, started at 102: a 5 s run holds the day until t=115, a 40 s run until
     the cap (60 s after creation); a run still going holds it while it lasts, up to the cap."""
-    assert spacing_left(now=110, created=100, started=102, ended=107, cap=60) == 15  # 5 × 5 s = 25 s
-    assert spacing_left(now=126, created=100, started=102, ended=107, cap=60) == 0
-    assert spacing_left(now=150, created=100, started=102, ended=142, cap=60) == 10  # 5 × 40 s, capped
+    assert spacing_left(now=110, created=100, started=102, ended=107, cap=60) == 5  # 3 × 5 s = 15 s
+    assert spacing_left(now=116, created=100, started=102, ended=107, cap=60) == 0
+    assert spacing_left(now=150, created=100, started=102, ended=142, cap=60) == 10  # 3 × 40 s, capped
     assert spacing_left(now=130, created=100, started=102, ended=None, cap=60) == 30  # going for 28 s
     assert spacing_left(now=170, created=100, started=102, ended=None, cap=60) == 0  # the next one queues
     assert spacing_left(now=110, created=100, started=None, ended=105, cap=60) == 50  # times unknown: the cap

@@ -225,15 +225,13 @@ def plan_scan(
 
 
 # A day's next run waits this many times its last run's length (from that run's creation), so
-# runs of a filling day take at most about a fifth of the time, whatever the fleet's size
-# (the issue's goal: compute under continuous arrival at most 3 × one full-day run).
-RUN_SPACING_FACTOR = 5
+# runs of a filling day take at most about a third of the time, whatever the fleet's size.
+RUN_SPACING_FACTOR = 3
 
 
 def spacing_left(now: float, created: float, started: float | None, ended: float | None, cap: float) -> float:
-    """Seconds a day waits before its next run, given its last run (epoch seconds): until
-    RUN_SPACING_FACTOR times that run's length has passed since it was created, at most `cap`
-    after its creation.
+    """Seconds a day waits before its next run, given its last run (epoch seconds): until three
+    times that run's length has passed since it was created, at most `cap` after its creation.
 
     A small fleet's day runs in seconds and gets its next run within seconds; a large one's,
     whose runs take tens of seconds, waits up to the cap. A run still going counts as long as
