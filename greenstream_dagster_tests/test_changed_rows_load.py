@@ -148,3 +148,18 @@ def test_same_keys_compare_row_by_row_as_a_join_would():
     assert aligned.updates.equals(joined.updates) and aligned.unchanged == joined.unchanged == 480 - 13
     assert aligned.inserts.height == joined.inserts.height == 0
     assert aligned.deleted_keys.height == joined.deleted_keys.height == 0
+
+
+def test_readings_only_gained_have_nothing_gone_and_a_lost_one_is_gone():
+    """A filling day: the previous readings plus new meters' (nothing deleted); then one lost."""
+    before = scored(meters=3)
+    digest_before = row_digest(before, ["value_raw", "quality_score"])
+    now = pl.concat([before, scored(meters=5).filter(pl.col("meter_id").is_in(["SM-4", "SM-5"]))]).sort(
+        "meter_id", "reading_ts")
+    gained = changes_since(digest_before, now, row_digest(now, ["value_raw", "quality_score"]))
+    assert (gained.inserts.height, gained.updates.height, gained.deleted_keys.height) == (192, 0, 0)
+    assert set(gained.inserts["meter_id"]) == {"SM-4", "SM-5"}
+    lost = now.filter(pl.int_range(pl.len()) != 5)
+    changes = changes_since(digest_before, lost, row_digest(lost, ["value_raw", "quality_score"]))
+    assert changes.deleted_keys.rows() == [now.select("meter_id", "reading_ts").row(5)]
+    assert changes.inserts.height == 192
