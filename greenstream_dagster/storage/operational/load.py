@@ -203,8 +203,7 @@ def load_partition(
                 if table is READINGS and changes is not None:
                     frame = changes.updates
                     _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
-                    _create_new(conn, partition_date)
-                    _copy(database_url, _new_name(partition_date), changes.inserts, copy_connections, table.derive)
+                    _create_new(conn, partition_date, changes.inserts, copy_connections, database_url)
                     copied += changes.inserts.height
                 _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
                 copied += frame.height if table is READINGS else 0
@@ -229,8 +228,8 @@ def load_partition(
             if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
                 for table, _ in frames:  # an attached staging table has left the schema already
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_gone(partition_date)))
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_new(partition_date)))
+                for kind in ("gone", "new"):
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(partition_date, kind)))
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
     readings_result, rejected_result, revisions_result = results
@@ -280,36 +279,32 @@ def fetch_previous_load_name(database_url: str, day: date) -> str | None:
     return row[0] if row else None
 
 
-def _gone_name(day: date) -> str:
-    return partition_name(READINGS.name, day) + "_gone"
+def _scratch_name(day: date, kind: str) -> str:
+    """Scratch tables of a re-load beside the staging table: "gone" (keys), "new" (readings)."""
+    return partition_name(READINGS.name, day) + "_" + kind
 
 
-def _gone(day: date) -> sql.Identifier:
-    return sql.Identifier(STAGING_SCHEMA, _gone_name(day))
+def _scratch(day: date, kind: str) -> sql.Identifier:
+    return sql.Identifier(STAGING_SCHEMA, _scratch_name(day, kind))
 
 
 def _create_gone(conn: psycopg.Connection, day: date, keys: pl.DataFrame, connections: int, database_url: str) -> None:
     """Scratch table of the keys of readings the input no longer has."""
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_gone(day)))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(day, "gone")))
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (meter_id text NOT NULL, reading_ts timestamptz NOT NULL)")
-                 .format(_gone(day)))
+                 .format(_scratch(day, "gone")))
     if keys.height:
-        _copy(database_url, _gone_name(day), keys.select(*DIGEST_KEY), connections)
+        _copy(database_url, _scratch_name(day, "gone"), keys.select(*DIGEST_KEY), connections)
 
 
-def _new_name(day: date) -> str:
-    return partition_name(READINGS.name, day) + "_new"
-
-
-def _new(day: date) -> sql.Identifier:
-    return sql.Identifier(STAGING_SCHEMA, _new_name(day))
-
-
-def _create_new(conn: psycopg.Connection, day: date) -> None:
+def _create_new(conn: psycopg.Connection, day: date, readings: pl.DataFrame, connections: int,
+                database_url: str) -> None:
     """Scratch table of the readings whose key the day's digest does not have."""
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_new(day)))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(day, "new")))
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-        _new(day), sql.Identifier(READINGS.name)))
+        _scratch(day, "new"), sql.Identifier(READINGS.name)))
+    if readings.height:
+        _copy(database_url, _scratch_name(day, "new"), readings, connections, READINGS.derive)
 
 
 def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_id: str | None,
@@ -319,14 +314,14 @@ def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_
     confirmed (under the day's load lock): what the statements report adds up to what it holds
     now, without counting 4.8 million rows again."""
     target = sql.Identifier(partition_name(READINGS.name, day))
-    inserted, updated = _insert_new(conn, target, _new(day)) if changes.inserts.height else (0, 0)
+    inserted, updated = _insert_new(conn, target, _scratch(day, "new")) if changes.inserts.height else (0, 0)
     upserted = _upsert(conn, READINGS, target, _staging(READINGS, day))
     inserted, updated = inserted + upserted[0], updated + upserted[1]
     deleted = 0
     if changes.deleted_keys.height:
         delete = sql.SQL(
             "DELETE FROM {target} t USING {gone} g WHERE t.meter_id = g.meter_id AND t.reading_ts = g.reading_ts"
-        ).format(target=target, gone=_gone(day))
+        ).format(target=target, gone=_scratch(day, "gone"))
         deleted = conn.execute(_audited(delete, run_id)).rowcount
     stored = stored_before + inserted - deleted
     if stored != rows:  # the digest did not describe the partition after all: never commit that
