@@ -105,6 +105,17 @@ def test_a_day_without_landing_files_is_an_empty_day(platform, s3_client):
     assert evaluations["communication_gaps"].metadata["meters"].value == 0
 
 
+def test_the_operational_store_is_loaded_before_the_lake(platform, s3_client):
+    """Fresh readings are awaited in PostgreSQL: its load runs as soon as the scored readings are
+    staged, not after the lake steps that are ready at the same time."""
+    upload(s3_client, platform, DAY1, "a.csv", day_csv("SM-1", DAY1, WAVE))
+    result = platform.materialize(DAY1, (*ALL_ASSETS, "meter_registry", "silent_meters"))
+    assert result.success
+    started = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+    after_scored = started[started.index("scored_readings") + 1:]
+    assert after_scored[0] == "meter_readings", started
+
+
 def test_scored_day_whose_upstream_never_ran_is_empty_not_failed(platform, s3_client):
     # A UI backfill's window mapping fans scored_readings out to later days (today) whose
     # standardized readings do not exist; the 02:00 rollup does the same on a quiet day.

@@ -19,11 +19,15 @@ from greenstream_dagster.storage.operational.queries import count_day_readings
 
 LAKE_GRADES = ("A", "B", "C")
 LOAD = "meter_readings"
+# Within a run, the load goes as soon as the scored readings are staged, before the lake and
+# fleet steps that are ready at the same time: the operational store is where fresh readings
+# are awaited. (Dagster starts ready steps by this tag, then in name order.)
+FIRST_READY = {"dagster/priority": "1"}
 
 
 def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name=LOAD, **one_day(partitions), group_name="stores", kinds={"postgres"},
+        name=LOAD, **one_day(partitions), group_name="stores", kinds={"postgres"}, op_tags=FIRST_READY,
         automation_condition=late_data_propagates(),
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
