@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
 import pyarrow as pa
@@ -52,6 +51,7 @@ from greenstream_dagster.rules.schemas import (
     REVISION_COLUMNS,
     SCORED_COLUMNS,
 )
+from greenstream_dagster.storage.operational.adbc_connections import adbc_connection
 from greenstream_dagster.storage.operational.changed_rows import (
     DIGEST_FORMAT,
     DIGEST_KEY,
@@ -415,7 +415,7 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
         part = frame.slice(i * size, size)
         rows = _to_arrow(derive(part) if derive is not None else part)
         batches = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(_COPY_BATCH_ROWS))
-        with adbc.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        with adbc_connection(database_url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
 
     if parts == 1:
