@@ -202,12 +202,12 @@ def test_summary_is_bounded_however_many_keys_are_ignored():
     assert "10000 ignored" in summary and len(summary) < 500
 
 
-def test_a_day_waits_three_times_its_last_run_at_most_the_cap():
-    """Created at t=100, started at 102: a 5 s run holds the day until t=115, a 40 s run until
+def test_a_day_waits_six_times_its_last_run_at_most_the_cap():
+    """Created at t=100, started at 102: a 5 s run holds the day until t=130, a 40 s run until
     the cap (60 s after creation); a run still going holds it while it lasts, up to the cap."""
-    assert spacing_left(now=110, created=100, started=102, ended=107, cap=60) == 5  # 3 × 5 s = 15 s
-    assert spacing_left(now=116, created=100, started=102, ended=107, cap=60) == 0
-    assert spacing_left(now=150, created=100, started=102, ended=142, cap=60) == 10  # 3 × 40 s, capped
+    assert spacing_left(now=110, created=100, started=102, ended=107, cap=60) == 20  # 6 × 5 s = 30 s
+    assert spacing_left(now=131, created=100, started=102, ended=107, cap=60) == 0
+    assert spacing_left(now=150, created=100, started=102, ended=142, cap=60) == 10  # 6 × 40 s, capped
     assert spacing_left(now=130, created=100, started=102, ended=None, cap=60) == 30  # going for 28 s
     assert spacing_left(now=170, created=100, started=102, ended=None, cap=60) == 0  # the next one queues
     assert spacing_left(now=110, created=100, started=None, ended=105, cap=60) == 50  # times unknown: the cap

@@ -53,7 +53,7 @@ def build_raw_file_sensor(
 ) -> SensorDefinition:
     """The landing-zone sensor targeting `job` (daily-partitioned, UTC).
 
-    `day_run_spacing_seconds`: a day's next ingest run waits three times its last
+    `day_run_spacing_seconds`: a day's next ingest run waits six times its last
     run's length after that run was created, at most this long. Files landing all
     day would otherwise start a run of the whole day every tick, one behind the
     other; spaced, each run takes everything that landed meanwhile, and a small
@@ -90,7 +90,7 @@ def build_raw_file_sensor(
             context.log.info(f"{len(covered)} day(s) already have a queued run, which reads everything "
                              f"present when it starts: {', '.join(covered[:5])}")
         if held:
-            context.log.info(f"{len(held)} day(s) ran too recently (three times their last run's length, at most "
+            context.log.info(f"{len(held)} day(s) ran too recently (six times their last run's length, at most "
                              f"GREENSTREAM_DAY_RUN_SPACING_SECONDS = {day_run_spacing_seconds} s); "
                              f"their next run takes what landed meanwhile: "
                              + ", ".join(f"{d} in {recent[d]:.0f} s" for d in held[:5]))
@@ -165,7 +165,7 @@ def reads_landing(run) -> bool:
 
 def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
     """Days whose latest ingest run is too recent for the next one → seconds left (see
-    landing_scan.spacing_left: three times its length, at most `spacing_seconds`)."""
+    landing_scan.spacing_left: six times its length, at most `spacing_seconds`)."""
     if spacing_seconds <= 0:
         return {}
     now = datetime.now(timezone.utc)
