@@ -9,6 +9,8 @@ from datetime import timezone
 import polars as pl
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad, changes_since, row_digest
 from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
@@ -163,3 +165,36 @@ def test_readings_only_gained_have_nothing_gone_and_a_lost_one_is_gone():
     changes = changes_since(digest_before, lost, row_digest(lost, ["value_raw", "quality_score"]))
     assert changes.deleted_keys.rows() == [now.select("meter_id", "reading_ts").row(5)]
     assert changes.inserts.height == 192
+
+
+# A day's readings as (meter, slot) → score, before and after: meters revised, thinned out,
+# filled up, dropped and added, in any mix.
+_days = st.dictionaries(st.tuples(st.integers(1, 6), st.integers(0, 7)), st.integers(0, 3), max_size=48)
+
+
+@given(_days, _days)
+@settings(max_examples=150, deadline=None)
+def test_any_change_is_found_as_comparing_every_reading_would(before_scores, now_scores):
+    """Meters are compared by a summary first, then only differing meters reading by reading:
+    the result is what comparing each reading's key and content finds, reading for reading."""
+    grid = scored(meters=6, slots=8)
+
+    def day(scores: dict) -> pl.DataFrame:
+        kept = pl.DataFrame([(f"SM-{m}", s, v) for (m, s), v in scores.items()], orient="row",
+                            schema={"meter_id": pl.Utf8, "slot": pl.Int64, "score": pl.Int32})
+        slots = grid.with_columns(slot=pl.col("source_line") % 1000 - 2)
+        return (slots.join(kept, on=["meter_id", "slot"]).with_columns(quality_score=pl.col("score"))
+                .drop("slot", "score").sort("meter_id", "reading_ts"))
+
+    before, now = day(before_scores), day(now_scores)
+    columns = ["value_raw", "quality_score"]
+    changes = changes_since(row_digest(before, columns), now, row_digest(now, columns))
+
+    def keyed(frame: pl.DataFrame) -> dict:
+        return {(m, ts): score for m, ts, score in frame.select("meter_id", "reading_ts", "quality_score").rows()}
+
+    old, new = keyed(before), keyed(now)
+    assert set(keyed(changes.inserts)) == new.keys() - old.keys()
+    assert set(keyed(changes.updates)) == {k for k in new.keys() & old.keys() if new[k] != old[k]}
+    assert set(changes.deleted_keys.rows()) == old.keys() - new.keys()
+    assert changes.unchanged == sum(1 for k in new.keys() & old.keys() if new[k] == old[k])
