@@ -167,6 +167,25 @@ def test_readings_only_gained_have_nothing_gone_and_a_lost_one_is_gone():
     assert changes.inserts.height == 192
 
 
+
+def test_the_load_commits_only_once_its_digest_is_stored(database_url):
+    """The digest is uploaded while PostgreSQL loads; failing to store it fails the load before it
+    commits, so day_loads never names a digest that is not there (and the rows are as before)."""
+    first = load(database_url, scored(meters=2), "one")
+    before = row_versions(database_url)
+    storing = []
+
+    def refuse(digest: pl.DataFrame) -> None:
+        storing.append(digest.height)
+        raise ConnectionError("the store is down")
+
+    with pytest.raises(ConnectionError):
+        load_partition(database_url, DAY, scored(meters=3), no_rejected(), no_revisions(),
+                       previous=PreviousLoad("one", first.digest), digest_name="two", keep_digest=refuse)
+    assert storing == [3 * 96]
+    assert fetch_previous_load_name(database_url, DAY) == "one"
+    assert row_versions(database_url) == before
+
 # A day's readings as (meter, slot) → score, before and after: meters revised, thinned out,
 # filled up, dropped and added, in any mix.
 _days = st.dictionaries(st.tuples(st.integers(1, 6), st.integers(0, 7)), st.integers(0, 3), max_size=48)

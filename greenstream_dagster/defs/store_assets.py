@@ -123,9 +123,16 @@ def _load_changes(client, bucket: str, database_url: str, day, readings, rejecte
         digest = staging.read_frame(client, bucket, LOAD, day, _digest(previous_name))
         previous = PreviousLoad(previous_name, digest) if digest is not None else None
     name = uuid.uuid4().hex
-    result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
-                            previous=previous, digest_name=name)
-    staging.write_frame(client, bucket, LOAD, day, _digest(name), result.digest)
+
+    def keep(digest: pl.DataFrame) -> None:  # uploaded while PostgreSQL loads
+        staging.write_frame(client, bucket, LOAD, day, _digest(name), digest)
+
+    try:
+        result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
+                                previous=previous, digest_name=name, keep_digest=keep)
+    except BaseException:
+        _forget_digest(client, bucket, day, name)  # named by no load: the previous one stays current
+        raise
     if previous_name is not None:
         staging.delete_frame(client, bucket, LOAD, day, _digest(previous_name))
     return result
@@ -133,6 +140,13 @@ def _load_changes(client, bucket: str, database_url: str, day, readings, rejecte
 
 def _digest(name: str) -> str:
     return f"digest-{name}"
+
+
+def _forget_digest(client, bucket: str, day, name: str) -> None:
+    try:
+        staging.delete_frame(client, bucket, LOAD, day, _digest(name))
+    except Exception:  # the store failing is likely why the load failed: a stray digest is only litter
+        pass
 
 
 def _refuse_empty_over_stored(client, bucket: str, day, database_url: str) -> None:

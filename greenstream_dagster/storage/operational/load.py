@@ -170,6 +170,7 @@ def load_partition(
     run_id: str | None = None,
     previous: PreviousLoad | None = None,
     digest_name: str | None = None,
+    keep_digest: Callable[[pl.DataFrame], None] | None = None,
 ) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
     mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS; each
@@ -180,7 +181,9 @@ def load_partition(
     day's last load left, see changed_rows.py) only the readings that changed are
     sent, when PostgreSQL confirms that digest still describes the day. With
     `digest_name` the load records that name for the digest of this input (returned
-    in the result, for the caller to store)."""
+    in the result, for the caller to store). `keep_digest` stores it while the load runs, in a
+    thread of its own: the load commits only once it has returned, so `day_loads` never names
+    a digest that was not stored."""
     started = time.perf_counter()
     frames = [
         (table, _conform(table, frame, partition_date))
@@ -190,47 +193,58 @@ def load_partition(
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
     lock = (_LOAD_LOCK, partition_date.toordinal())
     copied = 0
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
-        try:
-            fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
-            changes = None
-            if previous is not None and digest is not None and not fresh[READINGS.name] \
-                    and _previous_load_current(conn, partition_date, previous):
-                changes = changes_since(previous.digest, frames[0][1], digest)
-            for table, frame in frames:
-                _create_staging(conn, table, partition_date, fresh[table.name])
-                if table is READINGS and changes is not None:
-                    frame = changes.updates
-                    _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
-                    _create_new(conn, partition_date, changes.inserts, copy_connections, database_url)
-                    copied += changes.inserts.height
-                _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
-                copied += frame.height if table is READINGS else 0
-            staged = time.perf_counter()
-            with conn.transaction():
-                for name, value in _TRANSACTION_SETTINGS.items():
-                    conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-                results = []
+    keeper = ThreadPoolExecutor(max_workers=1)  # the digest's upload beside the load
+    kept = keeper.submit(keep_digest, digest) if keep_digest is not None and digest is not None else None
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
+            try:
+                fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
+                changes = None
+                if previous is not None and digest is not None and not fresh[READINGS.name]:
+                    # Compared while PostgreSQL counts the partition (both take a few tenths of a
+                    # second on a full day); the comparison is dropped if the digest is not current.
+                    with ThreadPoolExecutor(max_workers=1) as pool:
+                        compared = pool.submit(changes_since, previous.digest, frames[0][1], digest)
+                        if _previous_load_current(conn, partition_date, previous):
+                            changes = compared.result()
                 for table, frame in frames:
-                    if fresh[table.name]:
-                        results.append(_attach(conn, table, partition_date, frame.height))
-                    elif table is READINGS and changes is not None:
-                        results.append(_apply_changes(conn, partition_date, frame.height, changes, run_id,
-                                                      stored_before=previous.digest.height))
-                    else:
-                        results.append(_merge(conn, table, partition_date, frame.height, run_id))
-                if digest_name is not None:
-                    _record_load(conn, partition_date, digest_name, frames[0][1].height)
-            _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
-            merged = time.perf_counter()
-        finally:
-            if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
-                for table, _ in frames:  # an attached staging table has left the schema already
-                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
-                for kind in ("gone", "new"):
-                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(partition_date, kind)))
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+                    _create_staging(conn, table, partition_date, fresh[table.name])
+                    if table is READINGS and changes is not None:
+                        frame = changes.updates
+                        _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
+                        _create_new(conn, partition_date, changes.inserts, copy_connections, database_url)
+                        copied += changes.inserts.height
+                    _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
+                    copied += frame.height if table is READINGS else 0
+                staged = time.perf_counter()
+                with conn.transaction():
+                    for name, value in _TRANSACTION_SETTINGS.items():
+                        conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                    results = []
+                    for table, frame in frames:
+                        if fresh[table.name]:
+                            results.append(_attach(conn, table, partition_date, frame.height))
+                        elif table is READINGS and changes is not None:
+                            results.append(_apply_changes(conn, partition_date, frame.height, changes, run_id,
+                                                          stored_before=previous.digest.height))
+                        else:
+                            results.append(_merge(conn, table, partition_date, frame.height, run_id))
+                    if digest_name is not None:
+                        _record_load(conn, partition_date, digest_name, frames[0][1].height)
+                    if kept is not None:
+                        kept.result()  # stored before the load that names it commits
+                _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
+                merged = time.perf_counter()
+            finally:
+                if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
+                    for table, _ in frames:  # an attached staging table has left the schema already
+                        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
+                    for kind in ("gone", "new"):
+                        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(partition_date, kind)))
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+    finally:
+        keeper.shutdown(wait=True)
 
     readings_result, rejected_result, revisions_result = results
     return LoadResult(
