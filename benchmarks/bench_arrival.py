@@ -80,6 +80,15 @@ def runs_of(instance, day: str) -> list:
     return [r for r in instance.get_run_records() if r.dagster_run.tags.get(DAY_TAG) == day]
 
 
+def settle_seconds() -> float:
+    """How long no new run of a day must start before its runs count as settled: longer than the
+    longest a day waits for its next run (the spacing cap, then the sensor's next tick)."""
+    from greenstream_dagster.settings import load_settings
+
+    settings = load_settings()
+    return settings.day_run_spacing_seconds + 2 * settings.sensor_interval_seconds + 15
+
+
 def wait_settled(instance, day: str, quiet: float = 60, timeout: float = 1800) -> list:
     deadline, quiet_since, seen = time.monotonic() + timeout, time.monotonic(), -1
     while time.monotonic() < deadline:
@@ -162,7 +171,7 @@ def main() -> int:
                 client.put_object(Bucket=services.bucket, Key=key, Body=body)
                 uploads.append(time.time())
             last_upload = time.time()
-            records = wait_settled(instance, day.isoformat())
+            records = wait_settled(instance, day.isoformat(), quiet=settle_seconds())
             runs = sorted(records, key=lambda r: r.start_time or 0)
             compute = sum(wall(r) for r in runs)
             latencies = []
