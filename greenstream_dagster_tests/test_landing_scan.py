@@ -211,3 +211,11 @@ def test_a_day_waits_six_times_its_last_run_at_most_the_cap():
     assert spacing_left(now=130, created=100, started=102, ended=None, cap=60) == 30  # going for 28 s
     assert spacing_left(now=170, created=100, started=102, ended=None, cap=60) == 0  # the next one queues
     assert spacing_left(now=110, created=100, started=None, ended=105, cap=60) == 50  # times unknown: the cap
+
+
+def test_a_day_of_a_fleet_whose_full_day_takes_long_waits_twice_that_from_its_first_run():
+    """A filling day's first run is short (the day is still small); the fleet's longest recent
+    ingest run tells what its full day costs: 2 × 25 s holds the day 50 s, not 6 × 3 s."""
+    assert spacing_left(now=110, created=100, started=102, ended=105, cap=60, fleet_run=25) == 40
+    assert spacing_left(now=110, created=100, started=102, ended=105, cap=60, fleet_run=2) == 8  # 6 × 3 s
+    assert spacing_left(now=110, created=100, started=102, ended=105, cap=60, fleet_run=45) == 50  # the cap

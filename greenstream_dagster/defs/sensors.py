@@ -54,7 +54,8 @@ def build_raw_file_sensor(
     """The landing-zone sensor targeting `job` (daily-partitioned, UTC).
 
     `day_run_spacing_seconds`: a day's next ingest run waits six times its last
-    run's length after that run was created, at most this long. Files landing all
+    run's length, or twice the longest recent ingest run of any day if longer, after
+    that run was created, at most this long. Files landing all
     day would otherwise start a run of the whole day every tick, one behind the
     other; spaced, each run takes everything that landed meanwhile, and a small
     fleet's short runs follow each other quickly. The change is kept unseen in the
@@ -90,7 +91,8 @@ def build_raw_file_sensor(
             context.log.info(f"{len(covered)} day(s) already have a queued run, which reads everything "
                              f"present when it starts: {', '.join(covered[:5])}")
         if held:
-            context.log.info(f"{len(held)} day(s) ran too recently (six times their last run's length, at most "
+            context.log.info(f"{len(held)} day(s) ran too recently (six times their last run's length or twice "
+                             f"the fleet's longest recent run, at most "
                              f"GREENSTREAM_DAY_RUN_SPACING_SECONDS = {day_run_spacing_seconds} s); "
                              f"their next run takes what landed meanwhile: "
                              + ", ".join(f"{d} in {recent[d]:.0f} s" for d in held[:5]))
@@ -165,7 +167,8 @@ def reads_landing(run) -> bool:
 
 def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
     """Days whose latest ingest run is too recent for the next one → seconds left (see
-    landing_scan.spacing_left: six times its length, at most `spacing_seconds`)."""
+    landing_scan.spacing_left: six times its length, or twice the fleet's longest recent
+    ingest run, at most `spacing_seconds`)."""
     if spacing_seconds <= 0:
         return {}
     now = datetime.now(timezone.utc)
@@ -177,6 +180,21 @@ def recently_run_days(instance, spacing_seconds: int) -> dict[str, float]:
             continue
         if day not in latest or record.create_timestamp > latest[day].create_timestamp:
             latest[day] = record
+    fleet_run = longest_recent_ingest_run(instance) if latest else 0.0
     left = {day: spacing_left(now.timestamp(), r.create_timestamp.timestamp(), r.start_time, r.end_time,
-                              spacing_seconds) for day, r in latest.items()}
+                              spacing_seconds, fleet_run) for day, r in latest.items()}
     return {day: seconds for day, seconds in left.items() if seconds > 0}
+
+
+RECENT_INGEST_RUNS = 20
+
+
+def longest_recent_ingest_run(instance) -> float:
+    """Seconds the longest of the last RECENT_INGEST_RUNS successful ingest runs (any day) took:
+    about what a full day of this fleet costs. A slow run (retries during an outage, say) drops
+    out of it after twenty more."""
+    records = instance.get_run_records(filters=RunsFilter(statuses=[DagsterRunStatus.SUCCESS]),
+                                       limit=3 * RECENT_INGEST_RUNS)
+    lengths = [r.end_time - r.start_time for r in records
+               if reads_landing(r.dagster_run) and r.start_time is not None and r.end_time is not None]
+    return max(lengths[:RECENT_INGEST_RUNS], default=0.0)

@@ -229,21 +229,31 @@ def plan_scan(
 # (three: 16 runs and 4.2 × a full day's compute over ten minutes of arrival at full scale;
 # six: 13 runs and 3.6 ×, the slowest file in PostgreSQL after 91 s instead of 76 s).
 RUN_SPACING_FACTOR = 6
+# ... and at least this many times the longest recent ingest run of any day (what a full day of
+# this fleet costs). A filling day's first runs are short because the day is still small, not
+# because the fleet is: spaced by their own length, a large fleet's day ran every sensor tick
+# for its first minutes, a fifth of its compute. A small fleet's full day is short, so it is
+# hardly held longer.
+FLEET_RUN_FACTOR = 2
 
 
-def spacing_left(now: float, created: float, started: float | None, ended: float | None, cap: float) -> float:
+def spacing_left(now: float, created: float, started: float | None, ended: float | None, cap: float,
+                 fleet_run: float = 0.0) -> float:
     """Seconds a day waits before its next run, given its last run (epoch seconds): until six
-    times that run's length has passed since it was created, at most `cap` after its creation.
+    times that run's length, or twice `fleet_run` (the longest recent ingest run of any day) if
+    longer, has passed since it was created; at most `cap` after its creation.
 
     A small fleet's day runs in seconds and gets its next run within seconds; a large one's,
-    whose runs take tens of seconds, waits up to the cap. A run still going counts as long as
-    it has lasted so far; one whose times are not known counts as long as the cap.
+    whose full-day runs take tens of seconds, waits up to the cap from its first run on. A run
+    still going counts as long as it has lasted so far; one whose times are not known counts as
+    long as the cap.
     """
     if started is None:
         length = cap if ended is not None else now - created  # never started: known only if it ended
     else:
         length = (ended if ended is not None else now) - started
-    return max(0.0, min(cap, RUN_SPACING_FACTOR * length) - (now - created))
+    wait = max(RUN_SPACING_FACTOR * length, FLEET_RUN_FACTOR * fleet_run)
+    return max(0.0, min(cap, wait) - (now - created))
 
 
 def hold_days(plan_cursor: str, previous_cursor: str | None, days: set[date]) -> str:
