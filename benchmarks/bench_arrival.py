@@ -158,6 +158,9 @@ def main() -> int:
                          if r.dagster_run.status.value == "SUCCESS"]
             reference_seconds = sum(wall(r) for r in reference)  # one run: the day was whole at the first look
             print(f"  its run: {reference_seconds:.1f} s ({len(reference)} run(s))")
+            # The next day starts on a machine as quiet as the reference did: the reference's
+            # writes (gigabytes of WAL, partition and staging) are on disk, not flushed meanwhile.
+            os.sync()
 
             print(f"day {day}: {len(files)} head-end files, {sum(len(b) for _, b, _ in files) / 1e6:.1f} MB, "
                   f"one every {args.every:g} s")

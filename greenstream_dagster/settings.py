@@ -193,8 +193,8 @@ class Settings:
     retention_days: int = 90
     schedule_timezone: str = "UTC"
     check_warn_share: float = 0.05
-    sensor_interval_seconds: int = 30  # how often the landing sensor and the late-data cascade evaluate
-    day_run_spacing_seconds: int = 60  # at most one sensor run of a day per this many seconds
+    sensor_interval_seconds: int = 15  # how often the landing sensor and the late-data cascade evaluate
+    day_run_spacing_seconds: int = 70  # at most one sensor run of a day per this many seconds
     silent_warn_share: float = 0.01  # §3a: WARN when more of the known fleet is silent
     freshness_hours: float = 2.0  # §3a: the landing zone is stale after this long without a new object
     rules: RulesConfig = RulesConfig()
@@ -254,8 +254,8 @@ def load_settings(env: dict | None = None) -> Settings:
         retention_days=_count(env, "GREENSTREAM_RETENTION_DAYS", 90, minimum=1, maximum=MAX_RETENTION_DAYS),
         schedule_timezone=_timezone(env, "GREENSTREAM_SCHEDULE_TIMEZONE", timezone),
         check_warn_share=_number(env, "GREENSTREAM_CHECK_WARN_SHARE", 0.05, minimum=0, maximum=1),
-        sensor_interval_seconds=_count(env, "GREENSTREAM_SENSOR_INTERVAL_SECONDS", 30, minimum=5, maximum=3600),
-        day_run_spacing_seconds=_count(env, "GREENSTREAM_DAY_RUN_SPACING_SECONDS", 60, minimum=0, maximum=86400),
+        sensor_interval_seconds=_count(env, "GREENSTREAM_SENSOR_INTERVAL_SECONDS", 15, minimum=5, maximum=3600),
+        day_run_spacing_seconds=_count(env, "GREENSTREAM_DAY_RUN_SPACING_SECONDS", 70, minimum=0, maximum=86400),
         silent_warn_share=_number(env, "GREENSTREAM_SILENT_WARN_SHARE", 0.01, minimum=0, maximum=1),
         freshness_hours=_number(env, "GREENSTREAM_FRESHNESS_HOURS", 2.0, above=0, maximum=24 * 366),
         rules=rules,

@@ -237,3 +237,32 @@ def test_any_change_is_found_as_comparing_every_reading_would(before_scores, now
     assert set(keyed(changes.updates)) == {k for k in new.keys() & old.keys() if new[k] != old[k]}
     assert set(changes.deleted_keys.rows()) == old.keys() - new.keys()
     assert changes.unchanged == sum(1 for k in new.keys() & old.keys() if new[k] == old[k])
+
+
+def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_log():
+    """The store being down is the likely reason a load failed: its digest then stays as litter,
+    and the warning names the object (it used to be swallowed without a word)."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    from greenstream_dagster.defs.store_assets import _forget_digest
+
+    with socket.socket() as probe:  # a port nothing listens on: S3 is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="x",
+                          aws_secret_access_key="x", region_name="us-east-1",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+
+    class Log:
+        warnings: list[str] = []
+
+        def warning(self, message: str) -> None:
+            self.warnings.append(message)
+
+    log = Log()
+    _forget_digest(client, "greenstream", DAY, "abc", log)
+    assert len(log.warnings) == 1
+    assert f"staging/meter_readings/date={DAY.isoformat()}/digest-abc.parquet" in log.warnings[0]

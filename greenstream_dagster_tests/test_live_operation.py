@@ -46,7 +46,7 @@ DAYS = [START + timedelta(days=k) for k in range(4)]
 ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings",
           "lake_readings", "lake_meter_daily", "meter_registry", "silent_meters")  # every partitioned asset
 BACKLOG_METERS = 8  # meters of the first day whose readings arrive last, as a backlog file
-SENSOR_INTERVAL_SECONDS = 10  # the sensors tick faster than the default 30 s, so the test settles sooner
+SENSOR_INTERVAL_SECONDS = 10  # the sensors tick faster than the default 15 s, so the test settles sooner
 SETTLED_AFTER_SECONDS = 40  # quiet for longer than three sensor and automation ticks
 ACTIVE = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
@@ -181,7 +181,7 @@ def instance_of(env: dict) -> dg.DagsterInstance:
 
 
 def wait_until_settled(instance: dg.DagsterInstance, log: Path, timeout: float = 900) -> list[dg.RunRecord]:
-    """Until no run is active and none started for SETTLED_AFTER_SECONDS (sensors tick every 30 s)."""
+    """Until no run is active and none started for SETTLED_AFTER_SECONDS (sensors tick every SENSOR_INTERVAL_SECONDS)."""
     deadline, quiet_since, seen = time.monotonic() + timeout, None, -1
     while True:
         records = instance.get_run_records()

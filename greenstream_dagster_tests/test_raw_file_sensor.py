@@ -253,3 +253,45 @@ def test_a_day_that_just_ran_waits_for_the_spacing_and_its_change_is_not_lost(s3
         time.sleep(1.5)
         soon = build_raw_file_sensor(raw_job, lookback_days=LOOKBACK, partitions_start=START, day_run_spacing_seconds=1)
         assert partition_keys(tick(soon, instance, second.cursor)) == [day(0)]  # spacing over: the held change runs
+
+
+def _finished_run(instance, job_name: str, day_key: str, seconds: float, status, asset_selection=None) -> None:
+    """A run as the run storage records it: created, started, and ended `seconds` later."""
+    import time
+    import uuid
+
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    run_id = str(uuid.uuid4())
+    instance.add_run(DagsterRun(job_name=job_name, run_id=run_id, status=status,
+                                tags={"dagster/partition": day_key}, asset_selection=asset_selection))
+    end = time.time()
+    ended = DagsterEventType.RUN_SUCCESS if status.value == "SUCCESS" else DagsterEventType.RUN_FAILURE
+    for event_type, at in ((DagsterEventType.RUN_START, end - seconds), (ended, end)):
+        instance.report_dagster_event(DagsterEvent(event_type_value=event_type.value, job_name=job_name),
+                                      run_id, timestamp=at)
+
+
+def test_a_filling_day_of_a_fleet_with_long_full_days_waits_twice_such_a_run_from_its_first_run():
+    """The day's last run took 1 s (the day is still small), but the fleet's last full day took
+    40 s: the day is held about 80 s, not 6 s. Runs that read no landing files, or failed, do
+    not count as the fleet's."""
+    from dagster import AssetKey, DagsterRunStatus
+
+    from greenstream_dagster.defs.sensors import longest_recent_ingest_run, recently_run_days
+
+    with DagsterInstance.ephemeral() as instance:
+        _finished_run(instance, "ingest_partition_job", day(0), 1.0, DagsterRunStatus.SUCCESS)
+        assert longest_recent_ingest_run(instance) == pytest.approx(1.0)
+        assert 0 < recently_run_days(instance, 600)[day(0)] <= 6  # six times its own second
+
+        _finished_run(instance, "lake_rollup_job", day(2), 300.0, DagsterRunStatus.SUCCESS,
+                      asset_selection=frozenset({AssetKey("lake_readings")}))
+        _finished_run(instance, "ingest_partition_job", day(3), 500.0, DagsterRunStatus.FAILURE)
+        assert longest_recent_ingest_run(instance) == pytest.approx(1.0)
+
+        _finished_run(instance, "ingest_partition_job", day(1), 40.0, DagsterRunStatus.SUCCESS)
+        assert longest_recent_ingest_run(instance) == pytest.approx(40.0)
+        assert 75 < recently_run_days(instance, 600)[day(0)] <= 80
+        assert recently_run_days(instance, 60)[day(0)] <= 60  # never beyond the cap

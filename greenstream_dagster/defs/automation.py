@@ -1,7 +1,7 @@
 """The late-data cascade's sensor: evaluates the assets' automation conditions (SPEC §6).
 
 The conditions themselves live on the assets (`policies.late_data_propagates`).
-This sensor runs them in the daemon every 30 s (GREENSTREAM_SENSOR_INTERVAL_SECONDS) and is on by default, so late data
+This sensor runs them in the daemon every 15 s (GREENSTREAM_SENSOR_INTERVAL_SECONDS) and is on by default, so late data
 propagates without anyone asking. It requests plain single-partition runs rather
 than backfills: each carries its day's partition tag and queues behind any other
 run of that day (see run_queue.py).

@@ -43,7 +43,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
             with watch.stage("load"):
                 result = _load_changes(client, bucket, operational.url(), day, readings, rejected, revisions,
-                                       context.run.run_id)
+                                       context.run.run_id, context.log)
         return dg.MaterializeResult(metadata={
             "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
             "rows": result.rows,
@@ -114,7 +114,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     return [meter_readings, lake_readings, lake_meter_daily]
 
 
-def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, run_id: str):
+def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, run_id: str, log):
     """Load the day, sending only the readings that changed since its last load when that load's
     digest is at hand (storage/operational/changed_rows.py); then keep this load's digest."""
     previous_name = fetch_previous_load_name(database_url, day)
@@ -131,7 +131,7 @@ def _load_changes(client, bucket: str, database_url: str, day, readings, rejecte
         result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
                                 previous=previous, digest_name=name, keep_digest=keep)
     except BaseException:
-        _forget_digest(client, bucket, day, name)  # named by no load: the previous one stays current
+        _forget_digest(client, bucket, day, name, log)  # named by no load: the previous one stays current
         raise
     if previous_name is not None:
         staging.delete_frame(client, bucket, LOAD, day, _digest(previous_name))
@@ -142,11 +142,14 @@ def _digest(name: str) -> str:
     return f"digest-{name}"
 
 
-def _forget_digest(client, bucket: str, day, name: str) -> None:
+def _forget_digest(client, bucket: str, day, name: str, log) -> None:
+    """Remove the digest of a load that failed. The store failing is likely why the load failed:
+    then the digest stays as litter that no load names (never read), and the log says where."""
     try:
         staging.delete_frame(client, bucket, LOAD, day, _digest(name))
-    except Exception:  # the store failing is likely why the load failed: a stray digest is only litter
-        pass
+    except Exception as error:
+        log.warning(f"the digest of this failed load could not be removed ({type(error).__name__}); "
+                    f"{staging.staging_key(LOAD, day, _digest(name))} is named by no load and may be deleted")
 
 
 def _refuse_empty_over_stored(client, bucket: str, day, database_url: str) -> None:

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 
@@ -194,58 +195,13 @@ def load_partition(
     ]
     digest = row_digest(frames[0][1], READINGS.given_values) if digest_name else None
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
-    lock = (_LOAD_LOCK, partition_date.toordinal())
-    copied = 0
     keeper = ThreadPoolExecutor(max_workers=1)  # the digest's upload beside the load
     kept = keeper.submit(keep_digest, digest) if keep_digest is not None and digest is not None else None
     try:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
-            try:
-                fresh = {t.name: not day_partition_exists(conn, t.name, partition_date) for t, _ in frames}
-                changes = None
-                if previous is not None and digest is not None and not fresh[READINGS.name]:
-                    # Compared while PostgreSQL counts the partition (both take a few tenths of a
-                    # second on a full day); the comparison is dropped if the digest is not current.
-                    with ThreadPoolExecutor(max_workers=1) as pool:
-                        compared = pool.submit(changes_since, previous.digest, frames[0][1], digest)
-                        if _previous_load_current(conn, partition_date, previous):
-                            changes = compared.result()
-                for table, frame in frames:
-                    _create_staging(conn, table, partition_date, fresh[table.name])
-                    if table is READINGS and changes is not None:
-                        frame = changes.updates
-                        _create_gone(conn, partition_date, changes.deleted_keys, copy_connections, database_url)
-                        _create_new(conn, partition_date, changes.inserts, copy_connections, database_url)
-                        copied += changes.inserts.height
-                    _copy(database_url, partition_name(table.name, partition_date), frame, copy_connections, table.derive)
-                    copied += frame.height if table is READINGS else 0
-                staged = time.perf_counter()
-                with conn.transaction():
-                    for name, value in _TRANSACTION_SETTINGS.items():
-                        conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-                    results = []
-                    for table, frame in frames:
-                        if fresh[table.name]:
-                            results.append(_attach(conn, table, partition_date, frame.height))
-                        elif table is READINGS and changes is not None:
-                            results.append(_apply_changes(conn, partition_date, frame.height, changes, run_id,
-                                                          stored_before=previous.digest.height))
-                        else:
-                            results.append(_merge(conn, table, partition_date, frame.height, run_id))
-                    if digest_name is not None:
-                        _record_load(conn, partition_date, digest_name, frames[0][1].height)
-                    if kept is not None:
-                        kept.result()  # stored before the load that names it commits
-                _freeze(conn, [t for t, _ in frames if fresh[t.name]], partition_date)
-                merged = time.perf_counter()
-            finally:
-                if not conn.broken:  # a lost session has released its lock; its scratch stays for the next load
-                    for table, _ in frames:  # an attached staging table has left the schema already
-                        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, partition_date)))
-                    for kind in ("gone", "new"):
-                        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(partition_date, kind)))
-                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+        with psycopg.connect(database_url, autocommit=True) as conn, _day_locked(conn, partition_date, frames):
+            results, copied, staged = _mirror(conn, database_url, partition_date, frames, copy_connections,
+                                              run_id, previous, digest, digest_name, kept)
+            merged = time.perf_counter()
     finally:
         keeper.shutdown(wait=True)
 
@@ -266,6 +222,69 @@ def load_partition(
         readings_copied=copied,
         digest=digest,
     )
+
+
+@contextmanager
+def _day_locked(conn: psycopg.Connection, day: date, frames: list):
+    """The day's load lock held on `conn`; on the way out the load's scratch tables are dropped
+    and the lock released (a lost session has released its lock already; its scratch stays for
+    the next load, which drops it first)."""
+    lock = (_LOAD_LOCK, day.toordinal())
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", lock)
+    try:
+        yield
+    finally:
+        if not conn.broken:
+            for table, _ in frames:  # an attached staging table has left the schema already
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_staging(table, day)))
+            for kind in ("gone", "new"):
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(day, kind)))
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
+
+
+def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list, copy_connections: int,
+            run_id: str | None, previous: PreviousLoad | None, digest: pl.DataFrame | None,
+            digest_name: str | None, kept) -> tuple[list[_Mirrored], int, float]:
+    """Under the day's lock: stage the frames, then make the partitions mirror them in one
+    transaction, committed only once the digest upload (`kept`) has returned. Returns each
+    table's result, the readings copied, and when staging ended."""
+    fresh = {t.name: not day_partition_exists(conn, t.name, day) for t, _ in frames}
+    changes, copied = None, 0
+    if previous is not None and digest is not None and not fresh[READINGS.name]:
+        # Compared while PostgreSQL counts the partition (both take a few tenths of a
+        # second on a full day); the comparison is dropped if the digest is not current.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            compared = pool.submit(changes_since, previous.digest, frames[0][1], digest)
+            if _previous_load_current(conn, day, previous):
+                changes = compared.result()
+    for table, frame in frames:
+        _create_staging(conn, table, day, fresh[table.name])
+        if table is READINGS and changes is not None:
+            frame = changes.updates
+            _create_gone(conn, day, changes.deleted_keys, copy_connections, database_url)
+            _create_new(conn, day, changes.inserts, copy_connections, database_url)
+            copied += changes.inserts.height
+        _copy(database_url, partition_name(table.name, day), frame, copy_connections, table.derive)
+        copied += frame.height if table is READINGS else 0
+    staged = time.perf_counter()
+    with conn.transaction():
+        for name, value in _TRANSACTION_SETTINGS.items():
+            conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        results = []
+        for table, frame in frames:
+            if fresh[table.name]:
+                results.append(_attach(conn, table, day, frame.height))
+            elif table is READINGS and changes is not None:
+                results.append(_apply_changes(conn, day, frame.height, changes, run_id,
+                                              stored_before=previous.digest.height))
+            else:
+                results.append(_merge(conn, table, day, frame.height, run_id))
+        if digest_name is not None:
+            _record_load(conn, day, digest_name, frames[0][1].height)
+        if kept is not None:
+            kept.result()  # stored before the load that names it commits
+    _freeze(conn, [t for t, _ in frames if fresh[t.name]], day)
+    return results, copied, staged
 
 
 def _previous_load_current(conn: psycopg.Connection, day: date, previous: PreviousLoad) -> bool:
