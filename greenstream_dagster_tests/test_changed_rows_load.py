@@ -243,6 +243,7 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
     """The store being down is the likely reason a load failed: its digest then stays as litter,
     and the warning names the object (it used to be swallowed without a word)."""
     import socket
+    from types import SimpleNamespace
 
     import boto3
     from botocore.config import Config
@@ -256,13 +257,7 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
                           aws_secret_access_key="x", region_name="us-east-1",
                           config=Config(retries={"max_attempts": 1}, connect_timeout=1))
 
-    class Log:
-        warnings: list[str] = []
-
-        def warning(self, message: str) -> None:
-            self.warnings.append(message)
-
-    log = Log()
-    _forget_digest(client, "greenstream", DAY, "abc", log)
-    assert len(log.warnings) == 1
-    assert f"staging/meter_readings/date={DAY.isoformat()}/digest-abc.parquet" in log.warnings[0]
+    warnings: list[str] = []
+    _forget_digest(client, "greenstream", DAY, "abc", SimpleNamespace(warning=warnings.append))
+    assert len(warnings) == 1
+    assert f"staging/meter_readings/date={DAY.isoformat()}/digest-abc.parquet" in warnings[0]

@@ -260,6 +260,7 @@ def _finished_run(instance, job_name: str, day_key: str, seconds: float, status,
     import time
     import uuid
 
+    from dagster import DagsterRunStatus
     from dagster._core.events import DagsterEvent, DagsterEventType
     from dagster._core.storage.dagster_run import DagsterRun
 
@@ -267,7 +268,7 @@ def _finished_run(instance, job_name: str, day_key: str, seconds: float, status,
     instance.add_run(DagsterRun(job_name=job_name, run_id=run_id, status=status,
                                 tags={"dagster/partition": day_key}, asset_selection=asset_selection))
     end = time.time()
-    ended = DagsterEventType.RUN_SUCCESS if status.value == "SUCCESS" else DagsterEventType.RUN_FAILURE
+    ended = DagsterEventType.RUN_SUCCESS if status is DagsterRunStatus.SUCCESS else DagsterEventType.RUN_FAILURE
     for event_type, at in ((DagsterEventType.RUN_START, end - seconds), (ended, end)):
         instance.report_dagster_event(DagsterEvent(event_type_value=event_type.value, job_name=job_name),
                                       run_id, timestamp=at)
