@@ -51,7 +51,7 @@ def test_a_reload_with_the_last_digest_copies_only_changed_readings(database_url
 
 
 def test_a_reading_the_digest_calls_new_but_stored_is_upserted_not_refused(database_url):
-    """New readings go in by a plain INSERT; should the digest be wrong about one (its key is
+    """New readings are COPYed straight into the partition; should the digest be wrong about one (its key is
     stored after all), they are upserted instead of the load failing on the key."""
     readings = scored(meters=3)
     first = load(database_url, readings, "one")

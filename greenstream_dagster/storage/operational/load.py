@@ -20,9 +20,10 @@ mirror its input:
   is false. Rows of the day no longer in the input are then deleted (the
   anti-join runs only when the counts show there is something to delete).
 * A day loaded before with a digest of what it holds (changed_rows.py) is
-  sent only what changed: new readings go in by a plain INSERT (an upsert of
-  new rows is 1.7 times as slow), differing ones by the upsert above, gone
-  ones are deleted by key.
+  sent only what changed: new readings are COPYed straight into the
+  partition, inside the transaction (a filling day gains half a million a
+  run; staging them first and INSERTing them cost half as much again),
+  differing ones go by the upsert above, gone ones are deleted by key.
 
 Merge staging tables are UNLOGGED (no WAL; unlike TEMP tables, parallel
 workers can scan them). A session advisory lock per day keeps two loads of
@@ -42,7 +43,9 @@ from datetime import date, timedelta
 import polars as pl
 import psycopg
 import pyarrow as pa
+from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import errors, sql
+from psycopg.copy import QueuedLibpqWriter
 
 from greenstream_dagster.rules.reading_order import sorted_by
 from greenstream_dagster.rules.record_id import with_record_id
@@ -262,8 +265,7 @@ def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list
         if table is READINGS and changes is not None:
             frame = changes.updates
             _create_gone(conn, day, changes.deleted_keys, copy_connections, database_url)
-            _create_new(conn, day, changes.inserts, copy_connections, database_url)
-            copied += changes.inserts.height
+            copied += changes.inserts.height  # copied in the transaction, straight into the partition
         _copy(database_url, partition_name(table.name, day), frame, copy_connections, table.derive)
         copied += frame.height if table is READINGS else 0
     staged = time.perf_counter()
@@ -316,7 +318,8 @@ def fetch_previous_load_name(database_url: str, day: date) -> str | None:
 
 
 def _scratch_name(day: date, kind: str) -> str:
-    """Scratch tables of a re-load beside the staging table: "gone" (keys), "new" (readings)."""
+    """Scratch tables of a re-load beside the staging table: "gone" (keys), "new" (readings the
+    digest called new whose key was there after all, to be upserted)."""
     return partition_name(READINGS.name, day) + "_" + kind
 
 
@@ -333,16 +336,6 @@ def _create_gone(conn: psycopg.Connection, day: date, keys: pl.DataFrame, connec
         _copy(database_url, _scratch_name(day, "gone"), keys.select(*DIGEST_KEY), connections)
 
 
-def _create_new(conn: psycopg.Connection, day: date, readings: pl.DataFrame, connections: int,
-                database_url: str) -> None:
-    """Scratch table of the readings whose key the day's digest does not have."""
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_scratch(day, "new")))
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-        _scratch(day, "new"), sql.Identifier(READINGS.name)))
-    if readings.height:
-        _copy(database_url, _scratch_name(day, "new"), readings, connections, READINGS.derive)
-
-
 def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_id: str | None,
                    stored_before: int) -> _Mirrored:
     """Insert the new readings, upsert the changed ones and delete the gone ones (audited),
@@ -350,7 +343,7 @@ def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_
     confirmed (under the day's load lock): what the statements report adds up to what it holds
     now, without counting 4.8 million rows again."""
     target = sql.Identifier(partition_name(READINGS.name, day))
-    inserted, updated = _insert_new(conn, target, _scratch(day, "new")) if changes.inserts.height else (0, 0)
+    inserted, updated = _insert_new(conn, day, changes.inserts) if changes.inserts.height else (0, 0)
     upserted = _upsert(conn, READINGS, target, _staging(READINGS, day))
     inserted, updated = inserted + upserted[0], updated + upserted[1]
     deleted = 0
@@ -368,19 +361,37 @@ def _apply_changes(conn: psycopg.Connection, day: date, rows: int, changes, run_
     return _Mirrored(inserted, updated, rows - inserted - updated, deleted)
 
 
-def _insert_new(conn: psycopg.Connection, target: sql.Identifier, source: sql.Identifier) -> tuple[int, int]:
-    """A plain INSERT of the readings the digest says are new, (inserted, updated): ON CONFLICT's
-    speculative insertion makes an upsert of new rows about 1.7 times as slow (a filling day
-    gains half a million readings a run). Should a key be there after all, the savepoint is
-    rolled back and these readings are upserted instead."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, READINGS.columns))
+def _insert_new(conn: psycopg.Connection, day: date, readings: pl.DataFrame) -> tuple[int, int]:
+    """COPY the readings the digest says are new straight into the day partition, (inserted,
+    updated): neither a staging table in between nor ON CONFLICT's speculative insertion (an
+    upsert of new rows is about 1.7 times as slow). Should a key be there after all, the
+    savepoint is rolled back and these readings are staged and upserted instead."""
+    target = sql.Identifier(partition_name(READINGS.name, day))
     try:
         with conn.transaction():
-            inserted = conn.execute(sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {source}").format(
-                target=target, columns=columns, source=source)).rowcount
-        return inserted, 0
+            _copy_within(conn, target, readings, READINGS)
+        return readings.height, 0
     except errors.UniqueViolation:
-        return _upsert(conn, READINGS, target, source)
+        scratch = _scratch(day, "new")
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+            scratch, sql.Identifier(READINGS.name)))
+        _copy_within(conn, scratch, readings, READINGS)
+        return _upsert(conn, READINGS, target, scratch)
+
+
+def _copy_within(conn: psycopg.Connection, target: sql.Identifier, frame: pl.DataFrame, table: _Table) -> None:
+    """COPY BINARY of the frame on the load's own connection, so inside its transaction (ADBC's
+    COPY needs a connection of its own). pgpq encodes the Arrow batches in Rust; the queued
+    writer sends one batch while the next is encoded."""
+    rows = _to_arrow(table.derive(frame) if table.derive is not None else frame)
+    columns = sql.SQL(", ").join(map(sql.Identifier, rows.column_names))
+    encoder = ArrowToPostgresBinaryEncoder(rows.schema)
+    with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+            target, columns), writer=QueuedLibpqWriter(cursor)) as copy:
+        copy.write(encoder.write_header())
+        for batch in rows.to_batches(_COPY_BATCH_ROWS):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
 
 
 def _audited(delete: sql.Composable, run_id: str | None) -> sql.Composable:
