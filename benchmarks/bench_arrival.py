@@ -14,7 +14,9 @@ storage, and printed at the end:
 - compute: the runs' summed wall time against the reference run (goal ≤ 3×);
 - latency from each file's upload to the end of the first run that started
   after it (the first that could list it): median, 95th percentile, maximum;
-- readings of the day in PostgreSQL at the end against the rows uploaded.
+- readings of the day in PostgreSQL at the end against the rows uploaded;
+- where each day's compute went: its steps' seconds (`seconds_total` of each materialization),
+  summed over its runs.
 
 Prints figures only; nothing here is asserted.
 """
@@ -102,6 +104,28 @@ def wait_settled(instance, day: str, quiet: float = 60, timeout: float = 1800) -
     raise SystemExit(f"runs of {day} did not settle in {timeout:.0f} s")
 
 
+INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings", "lake_readings",
+                 "lake_meter_daily", "meter_registry", "silent_meters")
+
+
+def step_seconds(instance, day: str) -> str:
+    """The day's step seconds per asset summed over its materializations, largest first; the
+    PostgreSQL load also split into staging and its transaction."""
+    import dagster as dg
+
+    totals: dict[str, float] = {}
+    for asset in INGEST_ASSETS:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1000).records
+        for record in records:
+            metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+            for name, key in ((asset, "seconds_total"), (f"{asset}: stage", "seconds_stage_copy"),
+                              (f"{asset}: transaction", "seconds_merge")):
+                if isinstance(metadata.get(key), (int, float)):
+                    totals[name] = totals.get(name, 0.0) + metadata[key]
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(totals.items(), key=lambda x: -x[1]))
+
+
 def wall(record) -> float:
     return (record.end_time or time.time()) - (record.start_time or record.create_timestamp.timestamp())
 
@@ -158,6 +182,7 @@ def main() -> int:
                          if r.dagster_run.status.value == "SUCCESS"]
             reference_seconds = sum(wall(r) for r in reference)  # one run: the day was whole at the first look
             print(f"  its run: {reference_seconds:.1f} s ({len(reference)} run(s))")
+            print(f"  steps (s): {step_seconds(instance, reference_day.isoformat())}")
             # The next day starts on a machine as quiet as the reference did: the reference's
             # writes (gigabytes of WAL, partition and staging) are on disk, not flushed meanwhile.
             os.sync()
@@ -195,6 +220,7 @@ def main() -> int:
                   + (f" ({len(latencies) - len(finite)} file(s) never followed by a run)" if len(finite) < len(latencies) else ""))
             print(f"  last upload → last run's end: {max(r.end_time for r in runs) - last_upload:.0f} s")
             print(f"  readings stored: {stored:,} of {sum(n for _, _, n in files):,} rows uploaded")
+            print(f"  steps (s): {step_seconds(instance, day.isoformat())}")
         finally:
             os.killpg(dev.pid, signal.SIGINT)
             try:

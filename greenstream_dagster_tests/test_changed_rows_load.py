@@ -261,3 +261,26 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
     _forget_digest(client, "greenstream", DAY, "abc", SimpleNamespace(warning=warnings.append))
     assert len(warnings) == 1
     assert f"staging/meter_readings/date={DAY.isoformat()}/digest-abc.parquet" in warnings[0]
+
+
+def test_new_readings_copied_into_the_partition_keep_every_kind_of_value(database_url):
+    """The readings a digest calls new are encoded by the load itself (COPY BINARY inside its
+    transaction): nulls, empty and several-element error lists, hostile text, extreme numbers
+    and times at both ends of the day arrive exactly as given."""
+    first = load(database_url, scored(meters=2), "one")
+    odd = scored(meters=4).filter(pl.col("meter_id").is_in(["SM-3", "SM-4"])).with_columns(
+        value_raw=pl.when(pl.col("reading_ts").dt.hour() == 1).then(None).otherwise(pl.lit("7,5 \u202e☃ \"'\\")),
+        unit_raw=pl.when(pl.col("reading_ts").dt.hour() == 1).then(None).otherwise(pl.col("unit_raw")),
+        value_kw=pl.when(pl.col("reading_ts").dt.hour() == 1).then(None).otherwise(pl.lit(-1.7976931348623157e308)),
+        validation_errors=pl.when(pl.col("meter_id") == "SM-3")
+        .then(pl.lit(["INVALID_VALUE", "UNIT_NOT_ALLOWED"], dtype=pl.List(pl.Utf8)))
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+        out_of_range=pl.lit(True), is_spike=pl.col("meter_id") == "SM-4",
+        quality_score=pl.lit(0, pl.Int32), quality_grade=pl.lit("F"),
+        source_key=pl.lit("raw-data/ünïcode/ key with spaces.csv"), source_line=pl.lit(2**62, pl.Int64),
+    )
+    both = pl.concat([scored(meters=2), odd])
+    again = load(database_url, both, "two", PreviousLoad("one", first.digest))
+    assert (again.readings_copied, again.inserted, again.updated) == (192, 192, 0)
+    assert stored(database_url).equals(both.sort("meter_id", "reading_ts"))
+    assert content_ids(database_url) and all(stored_id == want for stored_id, want in content_ids(database_url))
