@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad, changes_since, row_digest
 from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
+from greenstream_dagster.storage.operational.partitions import partition_name
 from greenstream_dagster_tests.operational_frames import DAY, no_rejected, no_revisions, scored
 from greenstream_dagster_tests.test_operational_load import row_versions, stored
 
@@ -57,6 +58,8 @@ def test_a_reading_the_digest_calls_new_but_stored_is_upserted_not_refused(datab
     first = load(database_url, readings, "one")
     forged = first.digest.with_columns(  # one key swapped for one never stored: same count, same name
         meter_id=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("SM-404")).otherwise(pl.col("meter_id")))
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the scratch a lost session left behind
+        conn.execute(f"CREATE TABLE load_staging.{partition_name('meter_readings', DAY)}_new (stale int)")
     again = load(database_url, rescore(readings, pl.col("meter_id") == "SM-2"), "two", PreviousLoad("one", forged))
     assert (again.inserted, again.updated, again.deleted) == (0, 96, 0)
     assert stored(database_url).equals(rescore(readings, pl.col("meter_id") == "SM-2").sort("meter_id", "reading_ts"))

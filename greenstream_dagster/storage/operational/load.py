@@ -373,6 +373,7 @@ def _insert_new(conn: psycopg.Connection, day: date, readings: pl.DataFrame) -> 
         return readings.height, 0
     except errors.UniqueViolation:
         scratch = _scratch(day, "new")
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))  # left by a lost session
         conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
             scratch, sql.Identifier(READINGS.name)))
         _copy_within(conn, scratch, readings, READINGS)
