@@ -104,14 +104,12 @@ def wait_settled(instance, day: str, quiet: float = 60, timeout: float = 1800) -
     raise SystemExit(f"runs of {day} did not settle in {timeout:.0f} s")
 
 
-INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings", "lake_readings",
-                 "lake_meter_daily", "meter_registry", "silent_meters")
-
-
 def step_seconds(instance, day: str) -> str:
     """The day's step seconds per asset summed over its materializations, largest first; the
     PostgreSQL load also split into staging and its transaction."""
     import dagster as dg
+
+    from greenstream_dagster.defs.jobs import INGEST_ASSETS
 
     totals: dict[str, float] = {}
     for asset in INGEST_ASSETS:

@@ -373,9 +373,7 @@ def _insert_new(conn: psycopg.Connection, day: date, readings: pl.DataFrame) -> 
         return readings.height, 0
     except errors.UniqueViolation:
         scratch = _scratch(day, "new")
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))  # left by a lost session
-        conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-            scratch, sql.Identifier(READINGS.name)))
+        _create_unlogged_like(conn, scratch, READINGS)
         _copy_within(conn, scratch, readings, READINGS)
         return _upsert(conn, READINGS, target, scratch)
 
@@ -384,7 +382,7 @@ def _copy_within(conn: psycopg.Connection, target: sql.Identifier, frame: pl.Dat
     """COPY BINARY of the frame on the load's own connection, so inside its transaction (ADBC's
     COPY needs a connection of its own). pgpq encodes the Arrow batches in Rust; the queued
     writer sends one batch while the next is encoded."""
-    rows = _to_arrow(table.derive(frame) if table.derive is not None else frame)
+    rows = _stored_arrow(frame, table.derive)
     columns = sql.SQL(", ").join(map(sql.Identifier, rows.column_names))
     encoder = ArrowToPostgresBinaryEncoder(rows.schema)
     with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
@@ -431,8 +429,8 @@ def _create_staging(conn: psycopg.Connection, table: _Table, day: date, fresh: b
     is logged and carries the parent's CHECK constraints plus the day's bound (ATTACH then
     needs no validation scan); for a merge it is UNLOGGED scratch."""
     staging = _staging(table, day)
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))  # left by a crashed load
     if fresh:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))  # left by a crashed load
         conn.execute(
             sql.SQL(
                 "CREATE TABLE {staging} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
@@ -441,11 +439,15 @@ def _create_staging(conn: psycopg.Connection, table: _Table, day: date, fresh: b
                      start=sql.Literal(day), end=sql.Literal(day + timedelta(days=1)))
         )
     else:
-        conn.execute(
-            sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-                staging, sql.Identifier(table.name)
-            )
-        )
+        _create_unlogged_like(conn, staging, table)
+
+
+def _create_unlogged_like(conn: psycopg.Connection, scratch: sql.Identifier, table: _Table) -> None:
+    """UNLOGGED scratch shaped like `table` (no WAL; parallel workers can scan it, unlike a TEMP
+    table), replacing one a lost session left."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(scratch))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+        scratch, sql.Identifier(table.name)))
 
 
 def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connections: int,
@@ -461,7 +463,7 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
         # small batches let the driver stream (encode while the server parses) instead
         # of encoding the whole slice into one buffer first.
         part = frame.slice(i * size, size)
-        rows = _to_arrow(derive(part) if derive is not None else part)
+        rows = _stored_arrow(part, derive)
         batches = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(_COPY_BATCH_ROWS))
         with adbc_connection(database_url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(staging_table, batches, mode="append", db_schema_name=STAGING_SCHEMA)
@@ -472,6 +474,11 @@ def _copy(database_url: str, staging_table: str, frame: pl.DataFrame, connection
     with ThreadPoolExecutor(max_workers=parts) as pool:
         for done in [pool.submit(copy_slice, i) for i in range(parts)]:
             done.result()
+
+
+def _stored_arrow(frame: pl.DataFrame, derive: Callable[[pl.DataFrame], pl.DataFrame] | None) -> pa.Table:
+    """The rows as they are copied: with the columns the load derives, as Arrow."""
+    return _to_arrow(derive(frame) if derive is not None else frame)
 
 
 def _to_arrow(frame: pl.DataFrame) -> pa.Table:
