@@ -84,6 +84,8 @@ def test_nothing_new_copies_nothing(database_url):
     first = load(database_url, readings, "one")
     again = load(database_url, readings, "two", PreviousLoad("one", first.digest))
     assert (again.readings_copied, again.changed, again.unchanged) == (0, 0, 480)
+    # The day's load record is left as it was: the first digest still describes the day.
+    assert again.digest_name == "one" and fetch_previous_load_name(database_url, DAY) == "one"
 
 
 def test_a_digest_that_is_not_the_last_load_is_not_trusted(database_url):

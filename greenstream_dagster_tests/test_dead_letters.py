@@ -27,10 +27,26 @@ def test_an_unreadable_file_is_recorded_with_its_copy(database_url):
     assert list_open_dead_letters(database_url) == [letter]
 
 
-def test_recording_the_same_file_again_counts_an_attempt(database_url):
+def test_the_same_file_judged_the_same_again_changes_nothing(database_url):
+    """An identical re-run reads the dead-lettered file again (SPEC §5: it changes zero rows)."""
+    first = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP", "dead-letter/a")
+    version = row_version(database_url)
+    again = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP", "dead-letter/a")
+    assert again == first
+    assert row_version(database_url) == version  # not even rewritten with the same values
+
+
+def row_version(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT xmin::text FROM dead_letter_files").fetchone()[0]
+
+
+def test_recording_the_same_file_with_another_reason_counts_an_attempt(database_url):
     record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP")
-    again = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "CORRUPT_GZIP")
-    assert again.attempts == 2
+    version = row_version(database_url)
+    again = record_dead_letter_file(database_url, DAY, KEY, '"e1"', "OBJECT_TOO_LARGE")
+    assert (again.attempts, again.reason) == (2, "OBJECT_TOO_LARGE")
+    assert row_version(database_url) != version
     assert len(list_open_dead_letters(database_url)) == 1
     new_version = record_dead_letter_file(database_url, DAY, KEY, '"e2"', "WRONG_HEADER")
     assert new_version.attempts == 1

@@ -187,3 +187,22 @@ def test_with_nothing_configured_importing_the_definitions_starts_nothing(tmp_pa
 ])
 def test_which_processes_are_run_workers(argv, worker):
     assert is_run_worker(argv) is worker
+
+
+@pytest.mark.parametrize("start, partition, words", [
+    ("2030-01-01", "2024-04-16", "partition 2024-04-16 is before the partitions' start GREENSTREAM_PARTITIONS_START=2030-01-01"),
+    ("2024-01-01", "2024-4-16", "partition '2024-4-16' is not a day YYYY-MM-DD"),
+    ("2024-01-01", "2099-01-01", "partition 2099-01-01 is after today"),
+])
+def test_a_partition_outside_the_days_stops_materialize_with_one_line(good_env, start, partition, words):
+    """SPEC §7: named in one line, not Dagster's two tracebacks of DagsterUnknownPartitionError."""
+    env = {**good_env, "GREENSTREAM_PARTITIONS_START": start}
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "greenstream_dagster.definitions",
+               "--select", "raw_readings", "--partition", partition]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=env["DAGSTER_HOME"])
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output and "DagsterUnknownPartitionError" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: GREENSTREAM_PARTITIONS_START: "), output[-3000:]
+    assert words in errors[0]

@@ -37,6 +37,7 @@ import sys
 
 import click
 
+from greenstream_dagster.rules.partition_days import PARTITIONS_START_SETTING, partition_problem, requested_partitions
 from greenstream_dagster.services.runtime import check_configured_services
 from greenstream_dagster.settings import ConfigurationError, Settings, load_settings
 
@@ -73,4 +74,16 @@ def settings_at_load() -> Settings:
             _checked.add(key)
     except ConfigurationError as error:
         raise ConfigurationErrorAtLoad(error.setting, str(error).split(": ", 1)[1]) from None
+    _refuse_requested_partitions(settings, sys.argv)
     return settings
+
+
+def _refuse_requested_partitions(settings: Settings, argv: list[str]) -> None:
+    """`dagster asset materialize --partition D` for a day outside the partitions stops here, in
+    one line naming the setting; Dagster would print two tracebacks (defs/partitions.py)."""
+    if is_run_worker(argv):
+        return
+    for key in requested_partitions(argv):
+        problem = partition_problem(key, settings.partitions_start)
+        if problem is not None:
+            raise ConfigurationErrorAtLoad(PARTITIONS_START_SETTING, problem)

@@ -2,12 +2,27 @@
 
 end_offset=1 makes today's partition exist already: meters upload all day, and
 the sensor must be able to process today's folder before midnight.
+
+A day outside them is refused in one line naming GREENSTREAM_PARTITIONS_START
+(rules/partition_days.py), here for a run of any launcher in its first step.
 """
+
+from __future__ import annotations
 
 from datetime import date
 
 import dagster as dg
 
+from greenstream_dagster.rules.partition_days import PARTITIONS_START_SETTING, partition_problem
+
 
 def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start.isoformat(), end_offset=1, timezone="UTC")
+
+
+def day_of_partition(key: str, start: date) -> date:
+    """The partition's day, or a one-line Failure naming the setting (no retry: it cannot get better)."""
+    problem = partition_problem(key, start)
+    if problem is not None:
+        raise dg.Failure(description=f"{PARTITIONS_START_SETTING}: {problem}", allow_retries=False)
+    return date.fromisoformat(key)

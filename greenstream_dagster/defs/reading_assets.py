@@ -23,6 +23,7 @@ from greenstream_dagster.defs.delta_staging import (
     window_versions,
 )
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
+from greenstream_dagster.defs.partitions import day_of_partition
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
@@ -43,7 +44,9 @@ DEAD_LETTER_SAMPLES = 5
 
 
 def partition_day(context) -> date:
-    return date.fromisoformat(context.partition_key)
+    """The run's day; a day outside the partitions (however the run was launched) fails in one
+    line naming GREENSTREAM_PARTITIONS_START."""
+    return day_of_partition(context.partition_key, load_settings().partitions_start)
 
 
 def read_upstream(context, client, bucket: str, asset: str, day: date, name: str) -> pl.DataFrame:

@@ -133,7 +133,9 @@ def _load_changes(client, bucket: str, database_url: str, day, readings, rejecte
     except BaseException:
         _forget_digest(client, bucket, day, name, log)  # named by no load: the previous one stays current
         raise
-    if previous_name is not None:
+    if result.digest_name != name:  # the readings had not changed: the previous digest stays current
+        staging.delete_frame(client, bucket, LOAD, day, _digest(name))
+    elif previous_name is not None:
         staging.delete_frame(client, bucket, LOAD, day, _digest(previous_name))
     return result
 

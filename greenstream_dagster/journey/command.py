@@ -31,9 +31,10 @@ from greenstream_dagster.journey.gather import (
 )
 from greenstream_dagster.journey.points import points_lost
 from greenstream_dagster.journey.story import render
+from greenstream_dagster.rules.partition_days import PARTITIONS_START_SETTING, partition_problem
 from greenstream_dagster.services.dagster_instance import dagster_storage, needs_storage_url
 from greenstream_dagster.services.runtime import resolve_services
-from greenstream_dagster.settings import load_settings
+from greenstream_dagster.settings import ConfigurationError, load_settings
 from greenstream_dagster.storage.s3 import s3_client
 
 PROG = "greenstream journey"
@@ -66,6 +67,7 @@ def run(args) -> int:
         print(f"{PROG}: {question}", file=sys.stderr)
         return 2
     settings = load_settings()
+    _refuse_day_outside_partitions(args, settings.partitions_start)
     with resolve_services(settings) as services:
         if needs_storage_url(os.environ):
             # The project's dagster.yaml reads its storage from DAGSTER_POSTGRES_URL; found as `greenstream dev` does.
@@ -112,6 +114,25 @@ def _meter(args) -> int:
         return 1
     print(json.dumps(facts, indent=2) if args.json else render_meter(facts), end="\n" if args.json else "")
     return 0
+
+
+def _refuse_day_outside_partitions(args, start: date) -> None:
+    """A day the partitions do not have holds no reading: say so in one line naming the setting
+    (main prints a ConfigurationError that way), rather than searching the stores for nothing."""
+    day = args.date
+    if args.timestamp is not None:
+        day = parse_timestamp(args.timestamp).date().isoformat()
+    elif args.source_key is not None:
+        day = date_folder_day(args.source_key.strip())
+    problem = partition_problem(day, start) if day else None
+    if problem is not None:
+        raise ConfigurationError(PARTITIONS_START_SETTING, problem)
+
+
+def date_folder_day(key: str) -> str | None:
+    """YYYY-MM-DD of a landing key raw-data/YYYY-MM-DD/…, as written (None for another key)."""
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "raw-data" else None
 
 
 def _question(args):

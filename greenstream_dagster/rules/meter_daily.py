@@ -15,6 +15,19 @@ from greenstream_dagster.rules.schemas import METER_DAILY_COLUMNS
 from greenstream_dagster.rules.usable import is_usable
 
 HOURS_PER_READING = 0.25
+KW_DECIMALS = 4  # value_kw is rounded to 4 decimal places (SPEC §2)
+
+
+def exact_sum(kw: pl.Expr) -> pl.Expr:
+    """Σ kW, exact: summed as whole ten-thousandths of a kW, then scaled back once.
+
+    A floating-point sum depends on the order (and Polars' kernel on the layout) of
+    its terms, and staged readings come in no fixed order (a re-done meter is
+    appended), so the same readings would give other bits and an identical re-run
+    would rewrite the lake day (SPEC §5). Integers add up the same in any order.
+    """
+    scale = 10**KW_DECIMALS
+    return (kw * scale).round().cast(pl.Int64).sum() / scale
 
 
 def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -26,10 +39,10 @@ def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date) 
         .group_by("meter_id")
         .agg(
             pl.len().alias("readings"),
-            (usable_kw.sum() * HOURS_PER_READING).alias("energy_kwh"),
-            (peak_kw.sum() * HOURS_PER_READING).alias("peak_kwh"),
+            (exact_sum(usable_kw) * HOURS_PER_READING).alias("energy_kwh"),
+            (exact_sum(peak_kw) * HOURS_PER_READING).alias("peak_kwh"),
             usable_kw.max().alias("max_kw"),
-            usable_kw.mean().alias("mean_kw"),
+            (exact_sum(usable_kw) / usable_kw.count().cast(pl.Float64).replace(0, None)).alias("mean_kw"),
             *[(grade == g).sum().alias(f"grade_{g.lower()}") for g in ("A", "B", "C", "F")],
             pl.col("quality_score").mean().alias("mean_score"),
         )

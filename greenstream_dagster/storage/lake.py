@@ -6,8 +6,9 @@ by any hive-partitioned reader (pyarrow.dataset, polars, Spark, Athena).
 Atomic per day: the whole day is one object with a fixed name, written by a
 single PUT (multipart above 64 MB). S3 makes an object visible only once it is
 complete, so a reader sees the old day or the new one, never half. A re-run
-overwrites the same key; only after it succeeded are other objects in the day's
-folder (strays of an older layout or a manual copy) deleted.
+overwrites the same key, unless the object holds these very bytes already (an
+identical re-run rewrites nothing); only after it succeeded are other objects in
+the day's folder (strays of an older layout or a manual copy) deleted.
 
 Columns are exactly the contract's (SPEC §8): `LAKE_READING_COLUMNS` for
 readings, `METER_DAILY_COLUMNS` for meter_daily. The day therefore appears
@@ -27,6 +28,7 @@ readers can skip by meter_id and reading_ts.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import date
@@ -54,6 +56,11 @@ _DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date", "silent_mete
 # Monotonic or near-monotonic integers within a meter: deltas are tiny.
 _DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": [], "silent_meters": []}
 
+# User metadata of every lake object: the SHA-256 of its bytes. An identical re-run keeps the
+# object (same ETag and last-modified time), so readers and caches see no change (SPEC §5); a
+# multipart upload's ETag is no content hash, hence a digest of our own.
+CONTENT_DIGEST = "content-sha256"
+
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
 
 
@@ -64,6 +71,7 @@ class LakeWrite:
     key: str
     bytes: int
     rows: int
+    rewritten: bool = True  # False: the stored object had these very bytes and was kept
 
 
 def lake_day_prefix(table: str, day: date) -> str:
@@ -111,10 +119,24 @@ def write_lake_day(client, bucket: str, table: str, day: date, frame: pl.DataFra
     """
     data = to_parquet(table, day, frame)
     key = lake_day_key(table, day)
-    client.upload_fileobj(io.BytesIO(data), bucket, key, Config=_TRANSFER,
-                          ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+    digest = hashlib.sha256(data).hexdigest()
+    unchanged = _stored_digest(client, bucket, key) == digest
+    if not unchanged:
+        client.upload_fileobj(io.BytesIO(data), bucket, key, Config=_TRANSFER,
+                              ExtraArgs={"ContentType": "application/vnd.apache.parquet",
+                                         "Metadata": {CONTENT_DIGEST: digest}})
     _delete_strays(client, bucket, lake_day_prefix(table, day), keep=key)
-    return LakeWrite(key=key, bytes=len(data), rows=frame.height)
+    return LakeWrite(key=key, bytes=len(data), rows=frame.height, rewritten=not unchanged)
+
+
+def _stored_digest(client, bucket: str, key: str) -> str | None:
+    """The SHA-256 the day's object was written with (None: no object, or one written without)."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(CONTENT_DIGEST)
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
 
 
 def read_lake_day(client, bucket: str, table: str, day: date) -> pl.DataFrame:

@@ -65,7 +65,11 @@ def dead_letter_object(client, bucket: str, key: str, reason: str) -> str:
     """
     target = dead_letter_key(key)
     source_key = _header_safe(key, _METADATA_LIMIT)
-    metadata = {"source-key": source_key, "reason": _header_safe(reason, _METADATA_LIMIT - len(source_key))}
+    source_etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    metadata = {"source-key": source_key, "source-etag": source_etag}
+    metadata["reason"] = _header_safe(reason, _METADATA_LIMIT - len(source_key) - len(source_etag))
+    if _stored_metadata(client, bucket, target) == metadata:
+        return target  # this very copy is there already: an identical re-run rewrites nothing
     # The managed copy switches to a multipart copy above 5 GB, where copy_object stops.
     client.copy(
         CopySource={"Bucket": bucket, "Key": key},
@@ -74,6 +78,15 @@ def dead_letter_object(client, bucket: str, key: str, reason: str) -> str:
         ExtraArgs={"MetadataDirective": "REPLACE", "Metadata": metadata},
     )
     return target
+
+
+def _stored_metadata(client, bucket: str, key: str) -> dict | None:
+    try:
+        return client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
 
 
 def dead_letter_reason(client, bucket: str, dead_key: str) -> str | None:

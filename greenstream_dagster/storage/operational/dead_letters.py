@@ -2,8 +2,10 @@
 
 Two kinds: a landing `file` that cannot be read as CSV (its key and ETag, and
 where its copy was kept), and a `partition` whose step failed after its
-retries (asset_key names the step). Recording the same open dead letter again
-counts an attempt rather than adding a row. Dead letters live in the day
+retries (asset_key names the step). A partition failing again counts an attempt
+on its open dead letter rather than adding a row; the same file read again with the
+same outcome (an identical re-run) changes nothing (SPEC §5), a new reason counts an
+attempt. Dead letters live in the day
 partitions of their partition date and leave with them at retention.
 """
 
@@ -67,7 +69,7 @@ def _record(database_url: str, partition_date: date, kind: str, reason: str, run
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_day_partitions(conn, partition_date, ("dead_letter_files",))
         with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
-            return cur.execute(
+            recorded = cur.execute(
                 f"""INSERT INTO dead_letter_files (partition_date, kind, source_key, etag,
                         dead_letter_key, asset_key, reason, run_id)
                     VALUES (%(day)s, %(kind)s, %(source_key)s, %(etag)s,
@@ -77,8 +79,20 @@ def _record(database_url: str, partition_date: date, kind: str, reason: str, run
                     DO UPDATE SET reason = excluded.reason, run_id = excluded.run_id,
                         dead_letter_key = excluded.dead_letter_key,
                         attempts = dead_letter_files.attempts + 1, recorded_at = now()
+                    WHERE excluded.kind = 'partition'
+                       OR (dead_letter_files.reason, dead_letter_files.dead_letter_key)
+                          IS DISTINCT FROM (excluded.reason, excluded.dead_letter_key)
                     RETURNING {_COLUMNS}""",
                 {"day": partition_date, "kind": kind, "reason": reason, "run_id": run_id, **row},
+            ).fetchone()
+            if recorded is not None:
+                return recorded
+            return cur.execute(  # the same file judged the same way again: the row stays as it was
+                f"""SELECT {_COLUMNS} FROM dead_letter_files
+                    WHERE partition_date = %(day)s AND kind = %(kind)s AND replayed_at IS NULL
+                      AND source_key IS NOT DISTINCT FROM %(source_key)s AND etag IS NOT DISTINCT FROM %(etag)s
+                      AND asset_key IS NOT DISTINCT FROM %(asset_key)s""",
+                {"day": partition_date, "kind": kind, **row},
             ).fetchone()
 
 

@@ -135,6 +135,9 @@ class LoadResult:
     seconds: float
     readings_copied: int = 0  # readings sent to PostgreSQL: all of them, or only the changed ones
     digest: pl.DataFrame | None = field(default=None, repr=False, compare=False)  # see changed_rows.py
+    # The digest the day's load record names after the load: `digest_name`, or the previous
+    # load's when the readings did not change (the record is then left untouched).
+    digest_name: str | None = None
 
     @property
     def rows(self) -> int:
@@ -146,8 +149,19 @@ class LoadResult:
         return self.inserted + self.updated + self.deleted + self.rejected_changed + self.revisions_changed
 
     def as_metadata(self) -> dict:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "digest"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("digest", "digest_name")}
         return {**values, "partition_date": self.partition_date.isoformat(), "rows": self.rows, "changed": self.changed}
+
+
+@dataclass(frozen=True)
+class _Mirror:
+    """What a load under the day's lock did: each table's result, the readings copied, when
+    staging ended, and the digest name the day's load record names now."""
+
+    tables: list[_Mirrored]
+    copied: int
+    staged: float
+    digest_name: str | None
 
 
 @dataclass(frozen=True)
@@ -202,13 +216,13 @@ def load_partition(
     kept = keeper.submit(keep_digest, digest) if keep_digest is not None and digest is not None else None
     try:
         with psycopg.connect(database_url, autocommit=True) as conn, _day_locked(conn, partition_date, frames):
-            results, copied, staged = _mirror(conn, database_url, partition_date, frames, copy_connections,
-                                              run_id, previous, digest, digest_name, kept)
+            mirror = _mirror(conn, database_url, partition_date, frames, copy_connections,
+                             run_id, previous, digest, digest_name, kept)
             merged = time.perf_counter()
     finally:
         keeper.shutdown(wait=True)
 
-    readings_result, rejected_result, revisions_result = results
+    readings_result, rejected_result, revisions_result = mirror.tables
     return LoadResult(
         partition_date=partition_date,
         inserted=readings_result.inserted,
@@ -219,11 +233,12 @@ def load_partition(
         rejected_changed=rejected_result.changed,
         revision_rows=revisions_result.rows,
         revisions_changed=revisions_result.changed,
-        stage_seconds=round(staged - started, 3),
-        merge_seconds=round(merged - staged, 3),
+        stage_seconds=round(mirror.staged - started, 3),
+        merge_seconds=round(merged - mirror.staged, 3),
         seconds=round(merged - started, 3),
-        readings_copied=copied,
+        readings_copied=mirror.copied,
         digest=digest,
+        digest_name=mirror.digest_name,
     )
 
 
@@ -247,10 +262,9 @@ def _day_locked(conn: psycopg.Connection, day: date, frames: list):
 
 def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list, copy_connections: int,
             run_id: str | None, previous: PreviousLoad | None, digest: pl.DataFrame | None,
-            digest_name: str | None, kept) -> tuple[list[_Mirrored], int, float]:
+            digest_name: str | None, kept) -> _Mirror:
     """Under the day's lock: stage the frames, then make the partitions mirror them in one
-    transaction, committed only once the digest upload (`kept`) has returned. Returns each
-    table's result, the readings copied, and when staging ended."""
+    transaction, committed only once the digest upload (`kept`) has returned."""
     fresh = {t.name: not day_partition_exists(conn, t.name, day) for t, _ in frames}
     changes, copied = None, 0
     if previous is not None and digest is not None and not fresh[READINGS.name]:
@@ -281,12 +295,14 @@ def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list
                                               stored_before=previous.digest.height))
             else:
                 results.append(_merge(conn, table, day, frame.height, run_id))
-        if digest_name is not None:
+        if changes is not None and not results[0].changed:
+            digest_name = previous.name  # the same readings: the day's load record stays as it is (SPEC §5)
+        elif digest_name is not None:
             _record_load(conn, day, digest_name, frames[0][1].height)
         if kept is not None:
             kept.result()  # stored before the load that names it commits
     _freeze(conn, [t for t, _ in frames if fresh[t.name]], day)
-    return results, copied, staged
+    return _Mirror(results, copied, staged, digest_name)
 
 
 def _previous_load_current(conn: psycopg.Connection, day: date, previous: PreviousLoad) -> bool:
