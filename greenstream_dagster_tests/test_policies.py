@@ -42,6 +42,20 @@ def test_after_the_last_retry_the_fault_names_the_setting_in_one_line(monkeypatc
     assert "127.0.0.1:5999" in description and "refused the connection" in description
     assert "\n" not in description and "pa55-word" not in description
     assert "pa55-word" not in str(raised.value.metadata["error"].value)
+    trace = raised.value.metadata["traceback"].value  # the driver's traceback, once, at the last failure
+    assert "OperationalError" in trace and "Is the server running?" in trace and "pa55-word" not in trace
+
+
+def test_a_retry_is_one_line_with_the_attempt_the_wait_and_the_setting(monkeypatch):
+    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", "postgresql://greenstream:pa55-word@127.0.0.1:5999/greenstream")
+    with pytest.raises(dg.RetryRequested) as raised:
+        with retry_storage_faults(Context(1)):
+            raise psycopg.OperationalError('connection to server at "127.0.0.1", port 5999 failed: '
+                                           "Connection refused\n\tIs the server running? pa55-word")
+    (line,) = [info.to_string() for info in raised.value.user_code_process_error_infos]
+    assert line.startswith("attempt 2 failed, retry 2 of 3 in 4 s: GREENSTREAM_DATABASE_URL: ")
+    assert "refused the connection" in line and "\n" not in line and "pa55-word" not in line
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
 def test_an_exhausted_s3_fault_names_the_endpoint_setting(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -119,3 +120,63 @@ def test_a_lake_write_killed_midway_leaves_the_day_old_or_new_never_half(s3_endp
         values = set(day_frame["value_raw"].unique())
         assert values in ({"old"}, {"new"})
         assert day_frame.height == (1000 if values == {"old"} else 3_000_000)
+
+
+def test_postgres_down_during_a_load_retries_in_one_line_each(tmp_path, s3_env, monkeypatch, capfd):
+    """SPEC §6: the load rides out an outage; each retry is one line naming the cause
+    (GREENSTREAM_DATABASE_URL …), not a stack trace, and the run succeeds."""
+    from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
+    from greenstream_dagster.storage.operational.migrate import apply_migrations
+    from greenstream_dagster.storage.operational.server_wait import SERVER_WAIT_SECONDS
+    from greenstream_dagster_tests.fixtures_postgres import server_folder
+
+    with server_folder() as folder:
+        with socket.socket() as probe:  # a fixed port: the restarted server must be where the URL says
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = EmbeddedPostgres(folder / "postgres", port=port)
+        url = server.start()
+        try:
+            apply_migrations(url)
+            for name, value in {**s3_env, "GREENSTREAM_DATABASE_URL": url,
+                                "GREENSTREAM_PARTITIONS_START": DAY.isoformat()}.items():
+                monkeypatch.setenv(name, value)
+            config = GeneratorConfig(out=tmp_path / "sample", meters=METERS, days=1, start=DAY, seed=5,
+                                     rules=RulesConfig(partitions_start=DAY))
+            generate(config)
+            client = make_s3_client(s3_env["GREENSTREAM_S3_ENDPOINT_URL"], s3_env["AWS_ACCESS_KEY_ID"],
+                                    s3_env["AWS_SECRET_ACCESS_KEY"], s3_env["AWS_REGION"])
+            upload_folder(client, s3_env["GREENSTREAM_BUCKET"], config.out / "raw-data")
+            defs = build_definitions(load_settings())
+            with dg.instance_for_test() as instance:
+                upstream = defs.resolve_implicit_global_asset_job_def()
+                selection = [dg.AssetKey(k) for k in ("raw_readings", "standardized_readings", "scored_readings")]
+                assert upstream.execute_in_process(partition_key=DAY.isoformat(), instance=instance,
+                                                   asset_selection=selection).success
+                capfd.readouterr()
+
+                server.stop()  # longer than an attempt waits for the server (SERVER_WAIT_SECONDS)
+                timer = threading.Timer(SERVER_WAIT_SECONDS + 4, server.start)
+                timer.start()
+                result = upstream.execute_in_process(partition_key=DAY.isoformat(), instance=instance,
+                                                     asset_selection=[dg.AssetKey("meter_readings")],
+                                                     raise_on_error=False)
+                timer.join()
+                log = capfd.readouterr().err
+            assert result.success
+            retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+            assert 1 <= len(retries) <= 3, log[-4000:]
+            ours = [line for line in log.splitlines() if "failed, retry" in line]
+            assert len(ours) == len(retries), log[-3000:]
+            for number, line in enumerate(ours, start=1):
+                assert f"meter_readings: attempt {number} failed, retry {number} of 3 in {2 ** number} s: " in line
+                assert "GREENSTREAM_DATABASE_URL" in line and "127.0.0.1" in line
+            assert "Traceback" not in log and "Stack Trace" not in log and 'File "' not in log, log[-3000:]
+            dagster_lines = [line for line in log.splitlines() if "STEP_UP_FOR_RETRY" in line]
+            assert len(dagster_lines) == len(retries)
+            # The UI shows the events' errors: the same one line each.
+            assert [e.event_specific_data.error.to_string() for e in retries] == [line.strip() for line in ours]
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT count(*) FROM meter_readings").fetchone()[0] == METERS * 96
+        finally:
+            server.stop()

@@ -7,12 +7,16 @@ storage faults are retried: a bug in the rules fails at once.
 
 from __future__ import annotations
 
+import traceback
 from contextlib import contextmanager
+from urllib.parse import unquote, urlparse
 
 import adbc_driver_manager
 import botocore.exceptions
 import dagster as dg
 import psycopg
+from dagster._core.errors import DagsterUserCodeProcessError  # see OneLineRetry
+from dagster._utils.error import SerializableErrorInfo
 
 from greenstream_dagster.defs.metadata import Stopwatch
 from greenstream_dagster.services.service_faults import fault_reason, storage_fault
@@ -41,27 +45,76 @@ def backoff_seconds(retry_number: int) -> int:
 
 @contextmanager
 def retry_storage_faults(context):
-    """Turn a storage fault into a Dagster retry with the spec's backoff."""
+    """Turn a storage fault into a Dagster retry with the spec's backoff.
+
+    A retry is one line of the run's log: the step, the attempt, the wait and the cause
+    in the words of the settings check (`OneLineRetry`). The driver's traceback is kept
+    once, in the metadata of the last failure.
+    """
     try:
         yield
     except STORAGE_ERRORS as error:
         retry = context.retry_number
         if retry >= MAX_RETRIES:
             raise _exhausted(error) from None
-        context.log.warning(f"storage fault, retry {retry + 1} of {MAX_RETRIES} in {backoff_seconds(retry)} s: {error}")
-        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=backoff_seconds(retry)) from error
+        wait = backoff_seconds(retry)
+        line = f"{_step(context)}attempt {retry + 1} failed, retry {retry + 1} of {MAX_RETRIES} in {wait} s: {_cause(error)}"
+        raise OneLineRetry(line, max_retries=MAX_RETRIES, seconds_to_wait=wait) from None
+
+
+class OneLineRetry(dg.RetryRequested, DagsterUserCodeProcessError):
+    """A RetryRequested whose error, in the run's log and the UI, is the one line that says why.
+
+    Dagster writes each STEP_UP_FOR_RETRY event with the error of the RetryRequested:
+    its stack (thirty lines of framework frames) and any chained cause (the driver's
+    traceback, a hundred more), so a 25-second outage left about 420 lines to say
+    "the database was down, retried, then it worked". Dagster serializes a
+    DagsterUserCodeProcessError as the error info it carries (the way errors of another
+    process are shown), so this one carries only the line. Pinned Dagster
+    (test_storage_faults.py shows the log of a real outage).
+    """
+
+    def __init__(self, line: str, *, max_retries: int, seconds_to_wait: float):
+        Exception.__init__(self, line)  # both bases' __init__ chain into each other's: set their fields here
+        self.max_retries = max_retries
+        self.seconds_to_wait = seconds_to_wait
+        self.user_code_process_error_infos = [
+            SerializableErrorInfo(message=line, stack=[], cls_name=type(self).__name__)]
+
+
+def _cause(error: Exception) -> str:
+    settings = load_settings()
+    return storage_fault(error, endpoint_url=settings.s3_endpoint_url, bucket=settings.bucket,
+                         database_url=settings.database_url)
+
+
+def _step(context) -> str:
+    """The step's name and a colon, where the context knows it (an op's or an asset's)."""
+    try:
+        return f"{context.op.name}: "
+    except Exception:  # a context without an op (a sensor's, a test's)
+        return ""
 
 
 def _exhausted(error: Exception) -> dg.Failure:
-    """The last failure names the setting most likely at fault, in one bounded line, instead of
-    a driver's traceback; the driver's own words stay in the metadata."""
+    """The last failure names the setting most likely at fault, in one bounded line; the
+    driver's own words and its traceback (once, passwords masked) stay in the metadata."""
     settings = load_settings()
     return dg.Failure(
-        description=f"storage fault after {MAX_RETRIES} retries: " + storage_fault(
-            error, endpoint_url=settings.s3_endpoint_url, bucket=settings.bucket, database_url=settings.database_url),
-        metadata={"error": f"{type(error).__name__}: {fault_reason(error, settings.database_url, limit=1000)}"},
+        description=f"storage fault after {MAX_RETRIES} retries: " + _cause(error),
+        metadata={"error": f"{type(error).__name__}: {fault_reason(error, settings.database_url, limit=1000)}",
+                  "traceback": dg.MetadataValue.text(masked_traceback(error, settings.database_url))},
         allow_retries=False,
     )
+
+
+def masked_traceback(error: Exception, database_url: str | None, limit: int = 20_000) -> str:
+    """The error's traceback with its causes, the database password masked, bounded in size."""
+    text = "".join(traceback.format_exception(error))
+    password = urlparse(database_url).password if database_url else None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text if len(text) <= limit else text[:limit] + "\n…[cut]"
 
 
 # Checked assets run one partition per run, so a range backfill splits per day:
