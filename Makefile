@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench install clean
+.PHONY: dev test test-fast lint bench install clean
 
 install: $(STAMP)
 
@@ -18,9 +18,17 @@ dev: $(STAMP)
 	$(VENV)/bin/greenstream dev
 
 # Two workers: most tests wait on servers and sensor ticks, so two at a time halve the wall time.
-test: $(STAMP)
+# The full suite, what CI runs: the linter first, then every test.
+test: $(STAMP) lint
 	sh scripts/install-chromium
 	$(VENV)/bin/python -m pytest -n 2
+
+# The quick loop: the pure rules and everything else that needs no server, browser or live platform.
+test-fast: $(STAMP) lint
+	$(VENV)/bin/python -m pytest -n 2 -m "not services and not live and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check greenstream_dagster greenstream_dagster_tests benchmarks scripts
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_rules.py

@@ -109,7 +109,7 @@ def step_seconds(instance, day: str) -> str:
     PostgreSQL load also split into staging and its transaction."""
     import dagster as dg
 
-    from greenstream_dagster.defs.jobs import INGEST_ASSETS
+    from greenstream_dagster.asset_names import INGEST_ASSETS
 
     totals: dict[str, float] = {}
     for asset in INGEST_ASSETS:

@@ -176,7 +176,7 @@ def main() -> int:
     from greenstream_dagster.services.runtime import resolve_services
     from greenstream_dagster.settings import load_settings
     from greenstream_dagster.storage.s3 import s3_client
-    from greenstream_dagster.storage.upload_command import upload_folder
+    from greenstream_dagster.upload_command import upload_folder
 
     settings = load_settings()
     log = args.out / "runs.log"

@@ -67,7 +67,7 @@ def build(folder: Path) -> dict[str, list[str]]:
                                                   + good_rows(10, 1000)),
     }
     for i in range(8):
-        files[f"good_{i}.csv"] = (lambda i: lambda p: p.write_bytes(HEADER + good_rows(100_000, 10_000 * i)))(i)
+        files[f"good_{i}.csv"] = (lambda i: lambda p: p.write_bytes(HEADER + good_rows(100_000, 10_000 * i)))(i)  # noqa: B023 (bound by the outer lambda)
     for name, write in files.items():
         if not (day / name).exists():
             write(day / name)

@@ -94,10 +94,10 @@ def main() -> int:
 
     partition = timed("read CSV", lambda p: p.rows.height, lambda: read_day(args.out, last))
     csv_bytes, files = partition.csv_bytes, len(partition.files)
-    standardized = timed("standardize", lambda s: s.readings.height, lambda: standardize(partition.rows, last, config))
+    standardized = timed("standardize", lambda s: s.readings.height, lambda: standardize(partition.rows, last, config))  # noqa: F821 (deleted after use)
     history = pl.scan_parquet(sorted(history_dir.glob("*.parquet")))
     scored = timed("score (7-day window)", lambda s: s.readings.height,
-                   lambda: score_partition(standardized.readings, last, config, history))
+                   lambda: score_partition(standardized.readings, last, config, history))  # noqa: F821
     daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last))
     counts = (standardized.readings.height, standardized.rejected.height, standardized.revisions.height)
     # The platform runs each stage as its own step, which holds only its inputs: so does the lake stage here.

@@ -12,7 +12,7 @@ from greenstream_dagster.settings import ConfigurationError
 COMMAND_MODULES = (
     "greenstream_dagster.generator.command",
     "greenstream_dagster.services.command",
-    "greenstream_dagster.storage.upload_command",
+    "greenstream_dagster.upload_command",
     "greenstream_dagster.dev_command",
     "greenstream_dagster.journey.command",
 )

@@ -29,7 +29,7 @@ from greenstream_dagster.services.dagster_instance import PROJECT_ROOT, dagster_
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.s3 import s3_client
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 
 
@@ -38,7 +38,8 @@ def register(subparsers) -> None:
                                    description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
     parser.add_argument("--meters", type=int, default=500, help="meters in the sample data (default 500)")
-    parser.add_argument("--days", type=int, default=6, help="days of sample data, ending yesterday, within the sensor look-back (default 6)")
+    parser.add_argument("--days", type=int, default=6,
+                        help="days of sample data, ending yesterday, within the sensor look-back (default 6)")
     parser.add_argument("--no-sample", action="store_true", help="do not generate or upload sample data")
     parser.set_defaults(func=run)
 

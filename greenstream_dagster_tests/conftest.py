@@ -6,6 +6,17 @@ from greenstream_dagster_tests.fixtures_s3 import *  # noqa: F401,F403
 
 import pytest  # noqa: E402
 
+# A test that needs one of these fixtures starts (or shares) a real server: marked `services`,
+# so `make test-fast` can leave it out. Tests that start servers of their own say so with
+# `pytestmark` in their module (`services`, `live` for a whole platform, `browser`).
+SERVER_FIXTURES = frozenset({"postgres_server", "s3_server"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
 
 @pytest.fixture(autouse=True)
 def runs_of_a_day_unspaced(monkeypatch):

@@ -24,7 +24,7 @@ from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.operational.dead_letters import list_open_dead_letters
 from greenstream_dagster.storage.operational.migrate import apply_migrations
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 DAY = datetime.now(timezone.utc).date() - timedelta(days=1)
 METERS = 20

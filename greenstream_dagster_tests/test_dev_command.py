@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = '{ runsOrError { ... on Runs { results { status tags { key value } } } } }'
 
@@ -61,7 +63,7 @@ def data_dir():
     # Outside pytest's temporary root: the embedded PostgreSQL runs as another user (see fixtures_postgres).
     path = Path(tempfile.mkdtemp(prefix="greenstream-dev-test-"))
     yield path
-    for line in processes_under(path):  # never leave a server behind, even when the test failed
+    for _process in processes_under(path):  # never leave a server behind, even when the test failed
         subprocess.run(["pkill", "-f", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
 

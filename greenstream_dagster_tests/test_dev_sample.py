@@ -15,7 +15,7 @@ from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.dev_command import sample_data, sample_partitions_start
 from greenstream_dagster.generator.manifest import Manifest
 from greenstream_dagster.settings import load_settings
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 METERS, DAYS = 150, 6
 

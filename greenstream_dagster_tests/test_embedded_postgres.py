@@ -9,6 +9,8 @@ import pytest
 
 from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 
+pytestmark = pytest.mark.services
+
 
 def test_start_serves_the_greenstream_database_on_loopback(postgres_folder):
     server = EmbeddedPostgres(postgres_folder / "pg")

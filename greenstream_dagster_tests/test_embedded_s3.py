@@ -12,6 +12,8 @@ from greenstream_dagster.services import embedded_s3
 from greenstream_dagster.services.embedded_s3 import EmbeddedS3, EmbeddedS3Error
 from greenstream_dagster.storage.s3 import make_s3_client
 
+pytestmark = pytest.mark.services
+
 
 def _client(endpoint: str, secret: str = embedded_s3.SECRET_ACCESS_KEY):
     return make_s3_client(endpoint, embedded_s3.ACCESS_KEY_ID, secret, embedded_s3.REGION, max_attempts=1)

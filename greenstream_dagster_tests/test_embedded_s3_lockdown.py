@@ -21,6 +21,8 @@ import pytest
 
 from greenstream_dagster.services.embedded_s3_security import grpc_credentials
 
+pytestmark = pytest.mark.services
+
 DATA = os.urandom(64) + b"greenstream-secret-reading" + os.urandom(200_000)  # several volume writes' worth
 KEY = "raw-data/2024-04-15/locked.csv"
 TIMEOUT = 3

@@ -23,7 +23,7 @@ from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.fleet_lake import read_registry_snapshot
 from greenstream_dagster.storage.landing import put_object
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 TODAY = datetime.now(timezone.utc).date()
 DAYS = [TODAY - timedelta(days=6 - k) for k in range(6)]
@@ -128,7 +128,7 @@ def test_registry_silent_rows_check_and_fleet_numbers_match_the_manifest(fleet, 
     assert any(not silent_check(r).passed for r in results.values())
     assert any(silent_check(r).passed for r in results.values())
 
-    registry = {m: (f.isoformat(), l.isoformat(), n, ts) for m, f, l, n, ts in fleet.query(
+    registry = {m: (f.isoformat(), last.isoformat(), n, ts) for m, f, last, n, ts in fleet.query(
         "SELECT meter_id, first_seen, last_seen, days_seen, last_reading_ts FROM meters")}
     assert registry == expected_registry(manifest)
     snapshot = read_registry_snapshot(s3_client, fleet.bucket)

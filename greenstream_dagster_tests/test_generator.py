@@ -168,7 +168,7 @@ def test_keys_follow_the_landing_layout_except_the_ignored_ones(dataset):
 
 def test_each_day_lands_in_its_own_date_folder_and_later_files_sort_last(dataset):
     out, manifest, landing = dataset
-    for (meter, instant), rows in landing.placeable.items():
+    for (_meter, instant), rows in landing.placeable.items():
         for key, *_ in rows:
             assert key.startswith(f"raw-data/{instant.date().isoformat()}/")
     for day in manifest.days:

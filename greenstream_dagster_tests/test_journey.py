@@ -51,7 +51,7 @@ from greenstream_dagster.journey.story import render
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.operational.partitions import partition_name
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 # --- the story, from hand-built facts -------------------------------------------------
 

@@ -22,7 +22,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.services.dagster_instance import dagster_environment
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 from greenstream_dagster_tests.fixtures_postgres import server_folder
 
 ROOT = Path(__file__).resolve().parents[1]

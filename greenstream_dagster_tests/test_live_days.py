@@ -22,6 +22,8 @@ from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.builders import HEADER, day_csv
 
+pytestmark = pytest.mark.live
+
 TODAY = datetime.now(timezone.utc).date()
 START = TODAY - timedelta(days=5)
 DAY0, DAY1, DAY2, DAY3 = (START + timedelta(days=k) for k in range(4))

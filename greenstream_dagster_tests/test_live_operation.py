@@ -26,7 +26,6 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import psycopg
 import pytest
 
@@ -38,6 +37,8 @@ from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.fixtures_postgres import with_database
 from greenstream_dagster_tests.test_dev_command import free_port
+
+pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = datetime.now(timezone.utc).date()

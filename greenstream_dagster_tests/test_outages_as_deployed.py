@@ -31,8 +31,10 @@ from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
 from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.operational.dead_letters import list_open_dead_letters
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 from greenstream_dagster_tests.fixtures_postgres import server_folder
+
+pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[1]
 YESTERDAY = datetime.now(timezone.utc).date() - timedelta(days=1)

@@ -22,7 +22,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 TODAY = datetime.now(timezone.utc).date()
 START = TODAY - timedelta(days=3)  # three days ending yesterday: inside the sensor's look-back

@@ -73,4 +73,4 @@ def test_an_exhausted_s3_fault_names_the_endpoint_setting(monkeypatch):
 def test_a_bug_in_the_rules_is_not_retried():
     with pytest.raises(ZeroDivisionError):
         with retry_storage_faults(Context(0)):
-            1 / 0
+            _ = 1 / 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from greenstream_dagster.generator.config import GeneratorConfig
 from greenstream_dagster.generator.generation import generate
 from greenstream_dagster.rules.config import RulesConfig
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = datetime.now(timezone.utc).date() - timedelta(days=1)

@@ -23,7 +23,7 @@ from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.landing import DEAD_LETTER_PREFIX
 from greenstream_dagster.storage.lake import LAKE_PREFIX
 from greenstream_dagster.storage.operational.adbc_connections import close_idle
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 TODAY = datetime.now(timezone.utc).date()
 START = TODAY - timedelta(days=3)

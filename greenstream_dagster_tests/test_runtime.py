@@ -19,6 +19,8 @@ from greenstream_dagster.services.runtime import resolve_services
 from greenstream_dagster.settings import ConfigurationError, load_settings
 from greenstream_dagster.storage.s3 import s3_client
 
+pytestmark = pytest.mark.services
+
 
 def _closed_port() -> int:
     with socket.socket() as probe:

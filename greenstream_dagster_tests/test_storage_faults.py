@@ -26,7 +26,7 @@ from greenstream_dagster.services.embedded_s3 import EmbeddedS3
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.s3 import make_s3_client
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 
 DAY = datetime.now(timezone.utc).date() - timedelta(days=1)
 METERS = 20

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from greenstream_dagster.storage import upload_command
+from greenstream_dagster import upload_command
 from greenstream_dagster.storage.landing import read_object
 
 CSV = b"meter_id,timestamp,value,unit\nSM-1,2024-04-15T00:00:00Z,1,kW\n"

@@ -35,7 +35,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.services import embedded_s3
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage.operational.migrate import apply_migrations
-from greenstream_dagster.storage.upload_command import upload_folder
+from greenstream_dagster.upload_command import upload_folder
 from greenstream_dagster_tests.browser import Browser, chromium_unavailable_reason, find_chromium
 from greenstream_dagster_tests.fixtures_postgres import with_database
 from greenstream_dagster_tests.fixtures_s3 import delete_bucket
@@ -52,7 +52,7 @@ CHECKS = {"stuck_meters", "erratic_spikes", "communication_gaps"}
 ALL_CHECKS_PASSED = re.compile(r"\b(\d+) / \1 Passed")  # the graph node's "4 / 4 Passed"
 STARTUP_SECONDS = 60
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 
 # The test fixtures give a bucket and a database per test; the webserver is started once

@@ -24,6 +24,7 @@ from datetime import date
 
 import polars as pl
 
+from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.meter_delta import (
     Basis,
@@ -38,7 +39,6 @@ from greenstream_dagster.rules.score import Scored, score_partition
 from greenstream_dagster.rules.standardize import Standardized, standardize
 from greenstream_dagster.storage import staging
 
-RAW, STANDARDIZED, SCORED = "raw_readings", "standardized_readings", "scored_readings"  # the chain's assets
 STANDARDIZED_FRAMES = ("readings", "rejected", "revisions", "meter_stats")
 DELTA_SCHEMA = {"version": pl.Utf8, "based_on": pl.Utf8}
 ABSENT = "absent"  # the version of a window day never standardized (an empty day, a day before the start)

@@ -10,13 +10,11 @@ from datetime import date, datetime, timezone
 
 import dagster as dg
 
+from greenstream_dagster.asset_names import INGEST_ASSETS, LAKE_ASSETS
 from greenstream_dagster.defs.policies import retry_storage_faults
 from greenstream_dagster.defs.resources import OperationalStoreResource
 from greenstream_dagster.storage.operational.retention import apply_retention
 
-INGEST_ASSETS = ("raw_readings", "standardized_readings", "scored_readings", "meter_readings",
-                 "lake_readings", "lake_meter_daily", "meter_registry", "silent_meters")
-LAKE_ASSETS = ("lake_readings", "lake_meter_daily")
 INGEST_JOB = "ingest_partition_job"  # the sensor's job: every run of it reads the landing zone
 
 

@@ -12,10 +12,8 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
 from greenstream_dagster.defs.delta_staging import (
-    RAW,
-    SCORED,
-    STANDARDIZED,
     score_day,
     stage_scored,
     stage_standardized,
@@ -136,7 +134,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                     dead_key = landing.dead_letter_object(client, bucket, obj.key, reason)
                     record_dead_letter_file(operational.url(), day, obj.key, obj.etag, reason, dead_key)
                     context.log.warning(f"dead letter {for_log(obj.key, 300)}: {for_log(reason, 500)}")
-            for key, reason in partition.ignored[:DEAD_LETTER_SAMPLES]:
+            for _key, reason in partition.ignored[:DEAD_LETTER_SAMPLES]:
                 context.log.warning(f"ignored key {for_log(reason, 500)}")
             dead_letters = partition.dead_letters
             with watch.stage("write"):
@@ -195,7 +193,8 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
 
     @dg.asset(
         name=SCORED, **one_day(partitions), group_name="readings", kinds={"polars"},
-        deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
+        deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
         check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,
                                       automation_condition=with_its_asset())],
         automation_condition=late_data_propagates(),

@@ -16,8 +16,20 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
-from dagster import AssetKey, DagsterRunStatus, DefaultSensorStatus, RunsFilter, ResourceParam, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
+from dagster import (
+    AssetKey,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    ResourceParam,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
 
+from greenstream_dagster.asset_names import RAW
 from greenstream_dagster.defs.jobs import INGEST_JOB
 from greenstream_dagster.defs.run_queue import day_of_run
 from greenstream_dagster.sensing.landing_scan import (
@@ -32,7 +44,7 @@ from greenstream_dagster.sensing.landing_scan import (
 from greenstream_dagster.storage.landing_folders import list_landing_window
 
 SENSOR_NAME = "raw_file_sensor"
-RAW_ASSET = "raw_readings"  # the asset that lists the landing zone
+RAW_ASSET = RAW  # the asset that lists the landing zone
 
 
 class LandingBucket(Protocol):

@@ -9,16 +9,16 @@ import polars as pl
 
 from greenstream_dagster.defs.metadata import grade_metadata
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
-from greenstream_dagster.defs.reading_assets import RAW, SCORED, STANDARDIZED, partition_day, read_upstream
+from greenstream_dagster.asset_names import LAKE_METER_DAILY, LAKE_READINGS, LOAD, RAW, SCORED, STANDARDIZED
+from greenstream_dagster.defs.reading_assets import partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
+from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
 from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
 from greenstream_dagster.storage.operational.queries import count_day_readings
 
-LAKE_GRADES = ("A", "B", "C")
-LOAD = "meter_readings"
 # Within a run, the load goes as soon as the scored readings are staged, before the lake and
 # fleet steps that are ready at the same time: the operational store is where fresh readings
 # are awaited. (Dagster starts ready steps by this tag, then in name order.)
@@ -59,7 +59,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_readings", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
+        name=LAKE_READINGS, **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         automation_condition=late_data_propagates(),
         deps=[SCORED],
         description="Data lake: the day's readings graded A–C, Snappy Parquet under analytics/readings/year=/month=/day=.",
@@ -86,7 +86,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         })
 
     @dg.asset(
-        name="lake_meter_daily", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
+        name=LAKE_METER_DAILY, **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         automation_condition=late_data_propagates(),
         deps=[SCORED],
         description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",

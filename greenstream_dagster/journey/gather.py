@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import psycopg
 
-from greenstream_dagster.defs.reading_assets import RAW, SCORED
-from greenstream_dagster.defs.store_assets import LAKE_GRADES
+from greenstream_dagster.asset_names import RAW, SCORED
+from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.journey import runs
 from greenstream_dagster.journey.content_id import content_id, record_id_text
 from greenstream_dagster.journey.facts import (

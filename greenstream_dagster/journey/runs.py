@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from greenstream_dagster.asset_names import LOAD
 from greenstream_dagster.journey.facts import Trigger
 
-STORE_ASSET = "meter_readings"
+STORE_ASSET = LOAD
 RECENT_MATERIALIZATIONS = 50
 
 

@@ -13,6 +13,7 @@ from functools import cache
 
 import polars as pl
 
+from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.schemas import RAW_ROW_COLUMNS, empty_frame
 from greenstream_dagster.rules.score import score_partition
@@ -27,11 +28,11 @@ def empty_day_frames(day: date) -> dict[tuple[str, str], pl.DataFrame]:
     standardized = standardize(rows, day, config)
     scored = score_partition(standardized.readings, day, config)
     return {
-        ("raw_readings", "rows"): rows,
-        ("standardized_readings", "readings"): standardized.readings,
-        ("standardized_readings", "rejected"): standardized.rejected,
-        ("standardized_readings", "revisions"): standardized.revisions,
-        ("standardized_readings", "meter_stats"): standardized.meter_stats,
-        ("scored_readings", "readings"): scored.readings,
-        ("scored_readings", "meters"): scored.meters,
+        (RAW, "rows"): rows,
+        (STANDARDIZED, "readings"): standardized.readings,
+        (STANDARDIZED, "rejected"): standardized.rejected,
+        (STANDARDIZED, "revisions"): standardized.revisions,
+        (STANDARDIZED, "meter_stats"): standardized.meter_stats,
+        (SCORED, "readings"): scored.readings,
+        (SCORED, "meters"): scored.meters,
     }

@@ -12,9 +12,9 @@ from datetime import date
 
 import polars as pl
 
+from greenstream_dagster.rules.schemas import METER_ID_PATTERN
 from greenstream_dagster.rules.timestamps import with_parsed_timestamp
 
-METER_ID_PATTERN = r"^SM-[0-9]{1,12}$"
 
 
 def with_placement(rows: pl.LazyFrame, partition_date: date) -> pl.LazyFrame:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import polars as pl
 
+from greenstream_dagster.rules.usable import within_range
+
 POINTS_PRESENT = 40
 POINTS_VALID = 30
 POINTS_IN_RANGE = 20
 POINTS_RELIABLE = 10
 GRADE_FLOORS = (("A", 90), ("B", 75), ("C", 60))
+LAKE_GRADES = ("A", "B", "C")  # SPEC §5: the lake's readings are those graded A–C
 
 
 def quality_score() -> pl.Expr:
     present = pl.col("value_raw").is_not_null() & pl.col("unit_raw").is_not_null()
     valid = pl.col("validation_errors").list.len() == 0
-    in_range = pl.col("value_kw").is_not_null() & ~pl.col("out_of_range")
+    in_range = within_range()
     points = [
         (present, POINTS_PRESENT), (valid, POINTS_VALID),
         (in_range, POINTS_IN_RANGE), (pl.col("meter_reliable"), POINTS_RELIABLE),

@@ -125,13 +125,13 @@ METER_DAILY_COLUMNS: dict[str, pl.DataType] = {
     "mean_score": pl.Float64,
 }
 
-_METER_ID = r"^SM-[0-9]{1,12}$"
+METER_ID_PATTERN = r"^SM-[0-9]{1,12}$"  # SPEC §2: a placeable meter_id (case-sensitive)
 _NULLABLE = {"value_raw", "unit_raw", "value_kw", "variance_kw2", "max_kw", "mean_kw"}
 
 
 def _column(name: str, dtype: pl.DataType) -> pa.Column:
     checks = {
-        "meter_id": pa.Check.str_matches(_METER_ID),
+        "meter_id": pa.Check.str_matches(METER_ID_PATTERN),
         "tariff_period": pa.Check.isin(TARIFF_PERIODS),
         "season": pa.Check.isin(SEASONS),
         "quality_score": pa.Check.in_range(0, 100),

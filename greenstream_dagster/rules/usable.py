@@ -9,5 +9,10 @@ then needs neither the error lists nor the raw text of seven days.
 import polars as pl
 
 
-def is_usable() -> pl.Expr:
+def within_range() -> pl.Expr:
+    """value_kw present and within the physical range (SPEC §4: +20 points)."""
     return pl.col("value_kw").is_not_null() & ~pl.col("out_of_range")
+
+
+def is_usable() -> pl.Expr:
+    return within_range()
