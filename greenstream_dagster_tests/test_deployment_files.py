@@ -36,7 +36,7 @@ SPEC_ENVIRONMENT = (
     "AWS_REGION", "GREENSTREAM_DATABASE_URL", "GREENSTREAM_PARTITIONS_START", "GREENSTREAM_TIMEZONE",
 )
 DAGSTER_SERVICES = ("user_code", "webserver", "daemon")
-DAY_TAG = "greenstream/day"  # set on every run by the coordinator (defs/run_queue.py)
+DAY_TAG = "greenstream/day"  # set on every run by the coordinator (instance/run_queue.py)
 
 
 # ---------------------------------------------------------------- reading the files
@@ -360,11 +360,11 @@ def test_local_instance_stores_in_postgres_and_queues_one_run_per_partition():
     config = _yaml(LOCAL_INSTANCE)
     assert "storage" not in config
     for section, kind in zip(STORAGE_SECTIONS, ("Run", "EventLog", "Schedule")):
-        assert config[section] == {"module": "greenstream_dagster.defs.instance_storage",
+        assert config[section] == {"module": "greenstream_dagster.instance.storage",
                                    "class": f"PooledPostgres{kind}Storage",
                                    "config": {"postgres_url": {"env": "DAGSTER_POSTGRES_URL"}}}
     coordinator = config["run_coordinator"]
-    assert (coordinator["module"], coordinator["class"]) == ("greenstream_dagster.defs.run_queue", "DayQueuedRunCoordinator")
+    assert (coordinator["module"], coordinator["class"]) == ("greenstream_dagster.instance.run_queue", "DayQueuedRunCoordinator")
     assert coordinator["config"]["max_concurrent_runs"] >= 1
     per_partition = [
         limit for limit in coordinator["config"]["tag_concurrency_limits"] if limit["key"] == DAY_TAG

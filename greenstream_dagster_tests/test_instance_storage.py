@@ -1,4 +1,4 @@
-"""Dagster's storages keep a connection open per process (defs/instance_storage.py) and
+"""Dagster's storages keep a connection open per process (instance/storage.py) and
 survive the server dropping it."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from datetime import date, datetime, timezone
 import dagster as dg
 
 from greenstream_dagster.defs.resources import OperationalStoreResource
-from greenstream_dagster.defs.run_queue import day_of_run
+from greenstream_dagster.instance.run_queue import day_of_run
 from greenstream_dagster.storage.operational.dead_letters import (
     list_open_dead_letters,
     mark_replayed,

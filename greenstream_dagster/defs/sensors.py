@@ -31,7 +31,7 @@ from dagster import (
 
 from greenstream_dagster.asset_names import RAW
 from greenstream_dagster.defs.jobs import INGEST_JOB
-from greenstream_dagster.defs.run_queue import day_of_run
+from greenstream_dagster.instance.run_queue import day_of_run
 from greenstream_dagster.sensing.landing_scan import (
     LookbackWindow,
     PartitionRequest,
