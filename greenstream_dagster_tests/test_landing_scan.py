@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from greenstream_dagster.rules.landing_key import LandingObject
-from greenstream_dagster.sensing.landing_scan import (
+from greenstream_dagster.rules.landing_scan import (
     IgnoredItem,
     lookback_window,
     plan_scan,

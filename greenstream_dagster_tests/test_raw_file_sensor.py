@@ -10,7 +10,7 @@ import pytest
 from dagster import DagsterInstance, DailyPartitionsDefinition, build_sensor_context, job, op
 
 from greenstream_dagster.defs.sensors import build_raw_file_sensor
-from greenstream_dagster.sensing.landing_scan import lookback_window
+from greenstream_dagster.rules.landing_scan import lookback_window
 from greenstream_dagster.storage.landing_folders import list_landing_window
 
 TODAY = datetime.now(timezone.utc).date()

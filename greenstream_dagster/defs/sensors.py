@@ -1,6 +1,6 @@
 """`raw_file_sensor` (SPEC §6): one run per partition day whose landing content changed.
 
-Decisions live in `sensing.landing_scan` and listing in `storage.landing_folders`;
+Decisions live in `rules.landing_scan` and listing in `storage.landing_folders`;
 this module only wires them to Dagster. It needs the resource `s3`, any object with
 `client()` returning a boto3 S3 client and `bucket` naming the landing bucket.
 
@@ -32,7 +32,7 @@ from dagster import (
 from greenstream_dagster.asset_names import RAW
 from greenstream_dagster.defs.jobs import INGEST_JOB
 from greenstream_dagster.instance.run_queue import day_of_run
-from greenstream_dagster.sensing.landing_scan import (
+from greenstream_dagster.rules.landing_scan import (
     LookbackWindow,
     PartitionRequest,
     ScanPlan,

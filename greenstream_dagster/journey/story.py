@@ -28,7 +28,7 @@ CHAPTERS = ("Ingestion", "Trigger", "Transformation", "Storage", "Archival")
 INDENT = "   "
 
 # Sensor and schedule runs carry these tags (dagster._core.storage.tags); a run key
-# `raw-<day>-<digest>` is the raw_file_sensor's (sensing.landing_scan).
+# `raw-<day>-<digest>` is the raw_file_sensor's (rules.landing_scan).
 SENSOR_NAME_TAG = "dagster/sensor_name"
 SCHEDULE_NAME_TAG = "dagster/schedule_name"
 BACKFILL_TAG = "dagster/backfill"

@@ -27,7 +27,7 @@ from greenstream_dagster.rules.landing_key import (
     date_folder,
     parse_landing_key,
 )
-from greenstream_dagster.sensing.landing_scan import IgnoredItem, LookbackWindow
+from greenstream_dagster.rules.landing_scan import IgnoredItem, LookbackWindow
 from greenstream_dagster.storage.landing import list_date_folder
 
 _DATE_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
