@@ -98,7 +98,7 @@ def main() -> int:
     history = pl.scan_parquet(sorted(history_dir.glob("*.parquet")))
     scored = timed("score (7-day window)", lambda s: s.readings.height,
                    lambda: score_partition(standardized.readings, last, config, history))
-    daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last))
+    daily = timed("meter_daily", lambda d: d.height, lambda: meter_daily(scored.readings, scored.meters, last, scored.estimates))
     counts = (standardized.readings.height, standardized.rejected.height, standardized.revisions.height)
     # The platform runs each stage as its own step, which holds only its inputs: so does the lake stage here.
     del partition, standardized

@@ -89,7 +89,8 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         name="lake_meter_daily", **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         automation_condition=late_data_propagates(),
         deps=[SCORED],
-        description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
+        description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts; "
+        "beside it the day's estimates of short gaps (SPEC §3b) under analytics/estimated/year=/month=/day=.",
     )
     def lake_meter_daily(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
@@ -97,15 +98,21 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             with watch.stage("read"):
                 scored = read_upstream(context, client, bucket, SCORED, day, "readings")
                 meters = read_upstream(context, client, bucket, SCORED, day, "meters")
+                estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
             with watch.stage("aggregate"):
-                daily = meter_daily(scored, meters, day)
+                daily = meter_daily(scored, meters, day, estimates)
             with watch.stage("write"):
+                # The estimates first: a meter_daily naming estimated slots never precedes them in the lake.
+                estimated = lake.write_lake_day(client, bucket, "estimated", day, estimates)
                 written = lake.write_lake_day(client, bucket, "meter_daily", day, daily)
         return dg.MaterializeResult(metadata={
             "meters": written.rows,
             "energy_kwh": round(float(daily["energy_kwh"].sum()), 3),
             "peak_kwh": round(float(daily["peak_kwh"].sum()), 3),
             "reliable_meters": int(daily["reliable"].sum()),
+            "estimated_slots": estimated.rows,
+            "energy_kwh_estimated": round(float(daily["energy_kwh_estimated"].sum()), 3),
+            "estimated_key": estimated.key,
             "bytes": written.bytes,
             "key": written.key,
             **watch.metadata(written.rows),

@@ -34,4 +34,5 @@ def empty_day_frames(day: date) -> dict[tuple[str, str], pl.DataFrame]:
         ("standardized_readings", "meter_stats"): standardized.meter_stats,
         ("scored_readings", "readings"): scored.readings,
         ("scored_readings", "meters"): scored.meters,
+        ("scored_readings", "estimates"): scored.estimates,
     }

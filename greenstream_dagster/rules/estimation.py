@@ -24,6 +24,7 @@ the fault statistics or the grades.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import polars as pl
@@ -35,6 +36,7 @@ from greenstream_dagster.rules.values import DECIMALS, divided_half_even, rounde
 
 METHOD = "LINEAR"
 _SLOT_US = SLOT_SECONDS * 1_000_000
+SLOTS_PER_DAY = 24 * 3600 // SLOT_SECONDS
 _EXACT_KW = 1e12
 
 
@@ -113,4 +115,32 @@ def meter_estimates(estimates: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return estimates.lazy().group_by("meter_id").agg(
         pl.len().cast(pl.UInt32).alias("estimated_slots"),
         (pl.col("value_kw").sum() * SLOT_SECONDS / 3600).alias("energy_kwh_estimated"),
+    )
+
+
+@dataclass(frozen=True)
+class EstimationSummary:
+    """The day's estimation at a glance (the `estimation` check, §3b)."""
+
+    estimated_slots: int
+    meters_with_estimates: int
+    meters: int  # meters with a placeable row on the day
+    missing_slots: int  # meter-slots of those meters still without a placeable row or an estimate
+
+    @property
+    def missing_slot_share(self) -> float:
+        """Share of the day's meter-slots (96 per meter) still missing after estimation."""
+        return self.missing_slots / (SLOTS_PER_DAY * self.meters) if self.meters else 0.0
+
+
+def summarize_estimation(estimates: pl.DataFrame, meter_stats: pl.DataFrame) -> EstimationSummary:
+    """`meter_stats`: the day's METER_DAY_STATS_COLUMNS (its `slots`: slots with a placeable row).
+
+    Silent meters (no row on the day) are not counted: they are the fleet's concern (§3a)."""
+    placed = int(meter_stats["slots"].sum()) if meter_stats.height else 0
+    return EstimationSummary(
+        estimated_slots=estimates.height,
+        meters_with_estimates=estimates["meter_id"].n_unique() if estimates.height else 0,
+        meters=meter_stats.height,
+        missing_slots=SLOTS_PER_DAY * meter_stats.height - placed - estimates.height,
     )
