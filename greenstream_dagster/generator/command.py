@@ -15,7 +15,7 @@ from pathlib import Path
 from greenstream_dagster.generator.config import PRESETS, GeneratorConfig, GeneratorError, with_preset
 from greenstream_dagster.generator.generation import generate
 
-METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters")
+METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters", "short_gap_meters")
 COUNTS = ("gap_days", "silent_days", "quarantine_rows", "validation_rows", "revisions", "duplicates")
 SWITCHES = ("dead_letter_files", "ignored_keys", "format_quirks")
 
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
           f"in {seconds:.1f} s ({totals['rows'] / seconds:,.0f} rows/s) to {config.out}")
     print(f"  {config.meters:,} meters × {config.days} days from {config.start}, seed {config.seed}")
     print(f"  faults: {len(manifest.faults.stuck)} stuck, {len(manifest.faults.spikes)} spikes, "
-          f"{len(manifest.faults.gaps)} gaps, {len(manifest.faults.silences)} silences; rows: {len(manifest.quarantine)} quarantined, "
+          f"{len(manifest.faults.gaps)} gaps, {len(manifest.faults.silences)} silences, "
+          f"{len(manifest.faults.short_gaps)} short gaps; rows: {len(manifest.quarantine)} quarantined, "
           f"{len(manifest.validation)} validation issues, {len(manifest.revisions)} revisions, "
           f"{len(manifest.duplicates)} duplicates; files: {len(manifest.dead_letters)} dead letter, "
           f"{len(manifest.ignored_keys)} ignored")
