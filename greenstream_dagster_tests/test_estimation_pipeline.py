@@ -9,17 +9,20 @@ the rule itself.
 from __future__ import annotations
 
 import csv
-import io
-from datetime import date, datetime, timedelta, timezone
+import json
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 import dagster as dg
 import pytest
 
+from greenstream_dagster import cli
 from greenstream_dagster.generator.config import GeneratorConfig
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster.storage.upload_command import upload_folder
@@ -194,8 +197,6 @@ def test_a_late_reading_withdraws_its_estimate_and_identical_reruns_change_nothi
 def test_estimation_switched_off_leaves_the_table_empty(platform, sample, s3_client, monkeypatch):
     manifest, folder = sample
     monkeypatch.setenv("GREENSTREAM_MAX_ESTIMATE_SLOTS", "0")
-    from greenstream_dagster.definitions import build_definitions
-    from greenstream_dagster.settings import load_settings
     platform.defs = build_definitions(load_settings())
     results = ingest(platform, s3_client, folder)
     assert platform.query("SELECT count(*) FROM estimated_readings") == [(0,)]
@@ -206,3 +207,34 @@ def test_estimation_switched_off_leaves_the_table_empty(platform, sample, s3_cli
         missing = sum(len(g.missing) for g in manifest.faults.short_gaps if g.date == day.isoformat())
         assert numbers["estimated_slots"] == 0
         assert numbers["missing_slot_share"] == pytest.approx(round(missing / (96 * 60), 6))
+
+
+def test_the_journey_of_an_estimated_slot_says_it_is_an_estimate_and_from_which_readings(
+        platform, sample, s3_client, capsys):
+    manifest, folder = sample
+    readings = csv_readings(folder, manifest)
+    expected = expected_estimates(manifest, readings)
+    ingest(platform, s3_client, folder)
+    (meter, slot), kw = min(expected.items())
+    gap = next(g for g in manifest.faults.short_gaps if g.meter_id == meter and utc(g.missing[0]) <= slot)
+    before = utc(gap.missing[0]) - timedelta(minutes=15)
+    after = utc(gap.missing[-1]) + timedelta(minutes=15)
+
+    capsys.readouterr()
+    asked = slot + timedelta(minutes=7)  # any time inside the slot
+    assert cli.main(["journey", "--meter", meter, "--timestamp", asked.isoformat(), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["kind"] == "estimate" and facts["method"] == "LINEAR" and facts["value_kw"] == kw
+    assert facts["slot_ts"] == slot.isoformat()
+    assert (facts["from_reading"]["reading_ts"], facts["to_reading"]["reading_ts"]) == (before.isoformat(),
+                                                                                      after.isoformat())
+    assert facts["from_reading"]["value_kw"] == float(readings[(meter, before)])
+    assert facts["to_reading"]["value_kw"] == float(readings[(meter, after)])
+    assert facts["table"] == "estimated_readings" and facts["partition_table"].startswith("estimated_readings_p")
+    assert facts["lake_key"] == lake.lake_day_key("estimated", slot.date()) and facts["lake_value_kw"] == kw
+
+    assert cli.main(["journey", "--meter", meter, "--timestamp", slot.isoformat()]) == 0
+    story = capsys.readouterr().out
+    assert "is an ESTIMATE, not a reading" in story and "LINEAR interpolation" in story
+    assert f"the reading at {before:%Y-%m-%dT%H:%M:%SZ}" in story and f"{after:%Y-%m-%dT%H:%M:%SZ}" in story
+    assert "estimated_readings" in story and lake.lake_day_key("estimated", slot.date()) in story
