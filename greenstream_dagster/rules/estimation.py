@@ -30,6 +30,7 @@ from datetime import date, datetime, timezone
 import polars as pl
 
 from greenstream_dagster.rules.meter_day_stats import SLOT_SECONDS
+from greenstream_dagster.rules.reading_order import READING_ORDER, in_order
 from greenstream_dagster.rules.schemas import ESTIMATE_COLUMNS
 from greenstream_dagster.rules.usable import is_usable
 from greenstream_dagster.rules.values import DECIMALS, divided_half_even, rounded_kw
@@ -46,10 +47,10 @@ def short_gap_estimates(readings: pl.DataFrame | pl.LazyFrame, day: date, max_es
     if max_estimate_slots == 0:
         return pl.LazyFrame(schema=ESTIMATE_COLUMNS)
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    slotted = readings.lazy().filter(pl.col("partition_date") == day).select(
+    slotted = _meters_with_short_runs(readings.lazy().filter(pl.col("partition_date") == day).select(
         "meter_id", "reading_ts", "value_kw", is_usable().alias("usable"),
         ((pl.col("reading_ts") - start).dt.total_microseconds() // _SLOT_US).alias("slot"),
-    )
+    ).collect(), max_estimate_slots).lazy()
     # Runs lie between two consecutive occupied slots of a meter: only those of short runs are looked at further.
     occupied = slotted.select("meter_id", "slot").unique().sort("meter_id", "slot")
     same_meter = pl.col("meter_id").shift(-1) == pl.col("meter_id")
@@ -83,6 +84,26 @@ def short_gap_estimates(readings: pl.DataFrame | pl.LazyFrame, day: date, max_es
         .sort("meter_id", "slot_ts")
         .cast(ESTIMATE_COLUMNS)
     )
+
+
+def _meters_with_short_runs(slotted: pl.DataFrame, max_estimate_slots: int) -> pl.DataFrame:
+    """The rows of the meters that may have a short run: a few percent of a day, found in one pass.
+
+    In reading order (the scored day is), a short run shows as two neighbouring rows of a meter
+    whose slots are 2 to max + 1 apart; those meters' rows are then sliced out by binary search.
+    The exact rule runs on them alone: the day's other 97 % never reach a group-by or a sort.
+    """
+    if not in_order(slotted, READING_ORDER):
+        slotted = slotted.sort(list(READING_ORDER))
+    step = pl.col("slot").shift(-1) - pl.col("slot")
+    maybe = (pl.col("meter_id").shift(-1) == pl.col("meter_id")) & step.is_between(2, max_estimate_slots + 1)
+    meters = slotted.filter(maybe)["meter_id"].unique().sort()
+    if meters.is_empty():
+        return slotted.clear()
+    ids = slotted["meter_id"]
+    first, end = ids.search_sorted(meters, side="left"), ids.search_sorted(meters, side="right")
+    rows = pl.int_ranges(pl.lit(first), pl.lit(end)).explode(empty_as_null=False)
+    return slotted[pl.select(rows).to_series()]
 
 
 def _interpolated_kw() -> pl.Expr:
