@@ -151,7 +151,7 @@ def test_estimates_fill_only_missing_slots_and_lie_between_their_bounds(days, ma
         assert low <= kw <= high
     # Every short interior run bounded by usable slots is estimated: count them independently.
     expected = 0
-    for m, day in enumerate(days):
+    for day in days:
         filled = [c is not None for c in day]
         good = [c is not None and c[1] is not None and not c[2] for c in day]
         s = 0
