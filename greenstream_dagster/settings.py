@@ -42,6 +42,7 @@ RULES_SETTINGS = {
     "spike_min_readings": "GREENSTREAM_SPIKE_MIN_READINGS",
     "gap_max_missing_rate": "GREENSTREAM_GAP_MAX_MISSING_RATE",
     "silent_lookback_days": "GREENSTREAM_SILENT_LOOKBACK_DAYS",
+    "max_estimate_slots": "GREENSTREAM_MAX_ESTIMATE_SLOTS",
 }
 
 # Plain ASCII decimals only: Python's int()/float() also take "nan", "inf", "1_000" and
@@ -238,6 +239,7 @@ def load_settings(env: dict | None = None) -> Settings:
             spike_min_readings=_count(env, "GREENSTREAM_SPIKE_MIN_READINGS", 96, minimum=2),
             gap_max_missing_rate=_number(env, "GREENSTREAM_GAP_MAX_MISSING_RATE", 0.20, minimum=0, maximum=1),
             silent_lookback_days=_count(env, "GREENSTREAM_SILENT_LOOKBACK_DAYS", 30, minimum=1, maximum=366),
+            max_estimate_slots=_count(env, "GREENSTREAM_MAX_ESTIMATE_SLOTS", 4, minimum=0),
         )
     except RulesConfigError as error:
         setting = RULES_SETTINGS.get(error.field, error.field)

@@ -337,6 +337,25 @@ def test_gap_meter_is_silent_on_its_silent_days(dataset):
         assert g.gap_dates
 
 
+def test_short_gap_meters_miss_exactly_their_run_each_day(dataset):
+    """SPEC §3b: one run of 1–8 consecutive slots a day, the rest of the day there; some at the edges."""
+    out, manifest, landing = dataset
+    gaps = manifest.faults.short_gaps
+    assert len(gaps) == round(manifest.meters * 0.03) * len(manifest.days)
+    assert {g.meter_id for g in gaps} <= set(manifest.injected_meter_ids)
+    for g in gaps:
+        missing = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in g.missing]
+        assert 1 <= len(missing) <= 8
+        assert all(b - a == timedelta(minutes=15) for a, b in zip(missing, missing[1:]))
+        midnight = datetime.fromisoformat(g.date).replace(tzinfo=timezone.utc)
+        present = {instant for meter, instant in landing.placeable if meter == g.meter_id
+                   and instant.date() == midnight.date()}
+        every_slot = {midnight + timedelta(minutes=15 * s) for s in range(96)}
+        assert present == every_slot - set(missing)
+    assert any(g.missing[0].endswith("T00:00:00Z") for g in gaps)
+    assert any(g.missing[-1].endswith("T23:45:00Z") for g in gaps)
+
+
 def test_bad_files_cannot_be_read_for_their_reason(dataset):
     out, manifest, _ = dataset
     kinds = {d.kind: out / d.key for d in manifest.dead_letters}

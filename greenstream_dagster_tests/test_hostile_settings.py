@@ -44,6 +44,12 @@ SETTINGS_KINDS = [
     ("stuck count one (no sample variance)", {"GREENSTREAM_STUCK_MIN_READINGS": "1"}, "GREENSTREAM_STUCK_MIN_READINGS"),
     ("spike count fractional", {"GREENSTREAM_SPIKE_MIN_READINGS": "96.5"}, "GREENSTREAM_SPIKE_MIN_READINGS"),
     ("spike count in non-ASCII digits", {"GREENSTREAM_SPIKE_MIN_READINGS": "٩٦"}, "GREENSTREAM_SPIKE_MIN_READINGS"),
+    ("estimate slots NaN", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "nan"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
+    ("estimate slots with underscores", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "1_000"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
+    ("estimate slots beyond a day", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "1000"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
+    ("estimate slots negative", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "-4"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
+    ("estimate slots in non-ASCII digits", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "٤"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
+    ("estimate slots fractional", {"GREENSTREAM_MAX_ESTIMATE_SLOTS": "2.5"}, "GREENSTREAM_MAX_ESTIMATE_SLOTS"),
     ("look-back not a number", {"GREENSTREAM_LOOKBACK_DAYS": "seven"}, "GREENSTREAM_LOOKBACK_DAYS"),
     ("look-back zero", {"GREENSTREAM_LOOKBACK_DAYS": "0"}, "GREENSTREAM_LOOKBACK_DAYS"),
     ("look-back beyond a year", {"GREENSTREAM_LOOKBACK_DAYS": "100000"}, "GREENSTREAM_LOOKBACK_DAYS"),
@@ -122,6 +128,7 @@ def test_sane_values_at_the_edges_are_accepted():
 @pytest.mark.parametrize("field, value", [
     ("max_kw", math.nan), ("min_kw", -math.inf), ("spike_sigmas", 0.0), ("stuck_variance_kw2", math.nan),
     ("gap_max_missing_rate", 1.01), ("stuck_min_readings", 0), ("window_days", 0), ("timezone", "posixrules"),
+    ("max_estimate_slots", -1), ("max_estimate_slots", 95), ("max_estimate_slots", 4.0), ("max_estimate_slots", True),
 ])
 def test_the_rules_refuse_the_same_values_however_they_are_made(field, value):
     with pytest.raises(RulesConfigError) as raised:
@@ -136,7 +143,7 @@ def _thresholds(rules: RulesResource) -> None:
 
 @pytest.mark.parametrize("field, value", [
     ("max_kw", math.nan), ("spike_sigmas", -1.0), ("gap_max_missing_rate", 2.0), ("check_warn_share", math.inf),
-    ("timezone", "Mars/Olympus"), ("peak_end", "25:00"),
+    ("timezone", "Mars/Olympus"), ("peak_end", "25:00"), ("max_estimate_slots", -1), ("max_estimate_slots", 1000),
 ])
 def test_a_run_config_override_is_checked_when_the_run_starts(field, value):
     """The launchpad can override the rules per run; a bad override fails the run at

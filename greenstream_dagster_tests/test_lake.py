@@ -62,6 +62,7 @@ def meter_daily(day: date = DAY, meters: int = 3) -> pl.DataFrame:
             "energy_kwh": 36.0, "peak_kwh": 6.0, "max_kw": 1.5, "mean_kw": 1.5, "variance_kw2": 0.0,
             "stuck": True, "spike_count": 0, "missing_rate_7d": 0.0, "gap": False, "reliable": False,
             "grade_a": 0, "grade_b": 0, "grade_c": 96, "grade_f": 0, "mean_score": 60.0,
+            "estimated_slots": 0, "energy_kwh_estimated": 0.0,
         }
         for m in reversed(range(meters))
     ]

@@ -93,11 +93,13 @@ def test_redoing_the_touched_meters_equals_redoing_the_day(before, after):
 
     old_scores = score_partition(previous.readings, DAY, CONFIG)
     chosen = pl.col("meter_id").is_in(touched.implode())
-    kept = Scored(readings=old_scores.readings.filter(~chosen), meters=old_scores.meters.filter(~chosen))
+    kept = Scored(readings=old_scores.readings.filter(~chosen), meters=old_scores.meters.filter(~chosen),
+                  estimates=old_scores.estimates.filter(~chosen))
     scores = merge_scored(kept, score_partition(whole.readings.filter(chosen), DAY, CONFIG))
     whole_scores = score_partition(whole.readings, DAY, CONFIG)
     assert scores.readings.equals(whole_scores.readings)
     assert same(scores.meters, whole_scores.meters, ["meter_id"])
+    assert scores.estimates.equals(whole_scores.estimates)
 
 
 def test_other_rules_or_no_previous_day_make_the_day_whole():

@@ -102,7 +102,7 @@ def day_results(raw: dict[date, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     frames = {f"{DAYS[0]} {f.name}": getattr(first, f.name) for f in fields(first)}
     frames |= {f"{DAYS[1]} {f.name}": getattr(second, f.name) for f in fields(second)}
     frames |= {f"scored {f.name}": getattr(scored, f.name) for f in fields(scored)}
-    frames["meter_daily"] = meter_daily(scored.readings, scored.meters, DAYS[1])
+    frames["meter_daily"] = meter_daily(scored.readings, scored.meters, DAYS[1], scored.estimates)
     return frames
 
 

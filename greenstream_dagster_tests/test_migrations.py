@@ -17,7 +17,7 @@ from greenstream_dagster.storage.operational.migrate import (
 )
 
 TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files",
-          "meter_presence", "silent_meters")
+          "meter_presence", "silent_meters", "estimated_readings")
 
 
 def _schema_snapshot(url: str) -> list[tuple]:

@@ -15,6 +15,12 @@ def test_defaults_are_the_specs():
     assert settings.rules.timezone == "UTC"
     assert (settings.lookback_days, settings.retention_days) == (7, 90)
     assert (settings.rules.min_kw, settings.rules.max_kw) == (0.0, 100.0)
+    assert settings.rules.max_estimate_slots == 4  # §3b: one hour
+
+
+@pytest.mark.parametrize("text, slots", [("0", 0), ("8", 8), (" 94 ", 94)])
+def test_max_estimate_slots_is_read_and_zero_switches_estimation_off(text, slots):
+    assert load_settings({"GREENSTREAM_MAX_ESTIMATE_SLOTS": text}).rules.max_estimate_slots == slots
 
 
 def test_values_are_read():

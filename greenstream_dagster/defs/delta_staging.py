@@ -8,7 +8,8 @@ staged frames, what they were built from, so the next run knows what changed:
 - `standardized_readings/…/delta`: that version, the version it was built on
   (None when made whole) and the meters it redid (`touched`);
 - `scored_readings/…/basis`: the standardized version of day D and of each
-  window day it was scored with, and the rules.
+  window day it was scored with, and the rules. The scored day's `estimates`
+  (§3b) are redone with its touched meters and kept with the others.
 
 A basis is deleted before its frames are written and written after them, so
 frames left half-written by a failed step are never built on: the next run
@@ -129,7 +130,8 @@ def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataF
     if redone.unchanged:
         return write_frames({}, {}, redone.result.readings)
     staging.delete_frame(client, bucket, SCORED, day, "basis")
-    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters},
+    outcome = write_frames({"readings": redone.result.readings, "meters": redone.result.meters,
+                            "estimates": redone.result.estimates},
                            {"readings": redone.change(sorted_by="meter_id")}, redone.result.readings)
     staging.write_frame(client, bucket, SCORED, day, "basis", basis)
     return outcome
@@ -172,4 +174,7 @@ def _read_standardized(client, bucket: str, day: date) -> Standardized | None:
 def _read_scored(client, bucket: str, day: date, where: pl.Expr | None) -> Scored | None:
     readings = staging.read_frame(client, bucket, SCORED, day, "readings", where=where)
     meters = staging.read_frame(client, bucket, SCORED, day, "meters", where=where)
-    return None if readings is None or meters is None else Scored(readings=readings, meters=meters)
+    estimates = staging.read_frame(client, bucket, SCORED, day, "estimates", where=where)
+    if readings is None or meters is None or estimates is None:  # no estimates: staged before §3b, redo whole
+        return None
+    return Scored(readings=readings, meters=meters, estimates=estimates)

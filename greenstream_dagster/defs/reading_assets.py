@@ -27,6 +27,7 @@ from greenstream_dagster.defs.policies import late_data_propagates, one_day, sto
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.bounded_text import bounded, for_log
 from greenstream_dagster.rules.empty_day import empty_day_frames
+from greenstream_dagster.rules.estimation import summarize_estimation
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import LandingPartition, read_landing_partition
 from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
@@ -39,6 +40,7 @@ from greenstream_dagster.storage import landing, staging
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
 
 DEAD_LETTER_SAMPLES = 5
+ESTIMATION = "estimation"  # the per-partition check of SPEC §3b
 
 
 def partition_day(context) -> date:
@@ -196,7 +198,10 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
         deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
         check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,
-                                      automation_condition=with_its_asset())],
+                                      automation_condition=with_its_asset()),
+                     dg.AssetCheckSpec(ESTIMATION, asset=SCORED, partitions_def=partitions,
+                                       description="Short gaps estimated (SPEC §3b): estimated slots, meters with "
+                                       "estimates and the share of the meters' slots still missing.")],
         automation_condition=late_data_propagates(),
         description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
         "faults judged over the 7-day window D-6..D.",
@@ -210,6 +215,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
                 versions = window_versions(client, bucket, [*history_days, day])
                 readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
+                day_stats = read_upstream(context, client, bucket, STANDARDIZED, day, "meter_stats")  # for §3b's check
                 history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats",
                                                  columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
@@ -221,6 +227,7 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 check = stage_scored(client, bucket, day, redone, basis, lambda frames, changes, readings: _stage_checked(
                     client, bucket, SCORED, day, frames, changes, readings, ScoredSchema, "scored_schema"))
         meters = scored.meters
+        estimation = summarize_estimation(scored.estimates, day_stats)
         return dg.MaterializeResult(
             metadata={
                 "readings": scored.readings.height,
@@ -233,12 +240,32 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 "gap_meters": int(meters["gap"].sum()),
                 "reliable_meters": int(meters["reliable"].sum()),
                 **grade_metadata(scored.readings),
+                "estimated_slots": estimation.estimated_slots,
+                "meters_with_estimates": estimation.meters_with_estimates,
                 **watch.metadata(scored.readings.height),
             },
-            check_results=[check],
+            check_results=[check, _estimation_check(estimation, config.max_estimate_slots)],
         )
 
     return [raw_readings, standardized_readings, scored_readings]
+
+
+def _estimation_check(summary, max_estimate_slots: int) -> dg.AssetCheckResult:
+    """Informational (it always passes): estimates are flagged apart, never a fault; the numbers plot over days."""
+    state = "off" if max_estimate_slots == 0 else f"runs of at most {max_estimate_slots} slots"
+    return dg.AssetCheckResult(
+        asset_key=SCORED, check_name=ESTIMATION, passed=True,
+        description=f"{summary.estimated_slots} slots of {summary.meters_with_estimates} meters estimated "
+        f"({state}); {summary.missing_slot_share:.2%} of the meters' slots still missing",
+        metadata={
+            "estimated_slots": dg.MetadataValue.int(summary.estimated_slots),
+            "meters_with_estimates": dg.MetadataValue.int(summary.meters_with_estimates),
+            "meters": dg.MetadataValue.int(summary.meters),
+            "missing_slots": dg.MetadataValue.int(summary.missing_slots),
+            "missing_slot_share": dg.MetadataValue.float(round(summary.missing_slot_share, 6)),
+            "max_estimate_slots": dg.MetadataValue.int(max_estimate_slots),
+        },
+    )
 
 
 WINDOW_WAIT_SECONDS = 10

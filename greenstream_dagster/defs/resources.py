@@ -86,7 +86,7 @@ _SPEC = RulesConfig()  # the spec's defaults live in RulesConfig alone
 
 
 class RulesResource(dg.ConfigurableResource):
-    """Thresholds and windows of SPEC §2–4, shown in the UI and overridable per run.
+    """Thresholds and windows of SPEC §2–4 and §3b, shown in the UI and overridable per run.
 
     Dates and times are text here because run config is JSON.
     """
@@ -105,6 +105,7 @@ class RulesResource(dg.ConfigurableResource):
     spike_min_readings: int = _SPEC.spike_min_readings
     gap_max_missing_rate: float = _SPEC.gap_max_missing_rate
     silent_lookback_days: int = _SPEC.silent_lookback_days
+    max_estimate_slots: int = _SPEC.max_estimate_slots  # §3b; 0 switches estimation off
     check_warn_share: float = 0.05  # WARN when a fault hits more than this share of meters
     silent_warn_share: float = 0.01  # WARN when more of the known fleet is silent (§3a)
 
@@ -144,6 +145,7 @@ class RulesResource(dg.ConfigurableResource):
                 spike_min_readings=self.spike_min_readings,
                 gap_max_missing_rate=self.gap_max_missing_rate,
                 silent_lookback_days=self.silent_lookback_days,
+                max_estimate_slots=self.max_estimate_slots,
             )
         except RulesConfigError as error:
             raise ConfigurationError(f"{_RUN_CONFIG}.{error.field}", error.problem) from None

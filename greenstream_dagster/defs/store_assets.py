@@ -31,7 +31,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         automation_condition=late_data_propagates(),
         deps=[SCORED, STANDARDIZED],
         description="The operational PostgreSQL store: the day's scored readings upserted idempotently, "
-        "with its quarantine and revisions.",
+        "with its quarantine, revisions and estimates of short gaps (estimated_readings, SPEC §3b).",
     )
     def meter_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
         day = partition_day(context)
@@ -41,9 +41,10 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
                 readings = read_upstream(context, client, bucket, SCORED, day, "readings")
                 rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
                 revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
+                estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
             with watch.stage("load"):
                 result = _load_changes(client, bucket, operational.url(), day, readings, rejected, revisions,
-                                       context.run.run_id, context.log)
+                                       estimates, context.run.run_id, context.log)
         return dg.MaterializeResult(metadata={
             "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
             "rows": result.rows,
@@ -53,6 +54,10 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             "deleted": result.deleted,  # each kept in removed_readings
             "rejected_rows": result.rejected_rows,
             "revision_rows": result.revision_rows,
+            "estimate_rows": result.estimate_rows,  # SPEC §3b: estimated_readings of the day after the load
+            "estimates_inserted": result.estimates_inserted,
+            "estimates_updated": result.estimates_updated,
+            "estimates_withdrawn": result.estimates_withdrawn,
             "seconds_stage_copy": result.stage_seconds,
             "seconds_merge": result.merge_seconds,
             **watch.metadata(result.rows),
@@ -89,7 +94,8 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
         name=LAKE_METER_DAILY, **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
         automation_condition=late_data_propagates(),
         deps=[SCORED],
-        description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts.",
+        description="Data lake: one row per meter and day — energy, peak energy, statistics, faults and grade counts; "
+        "beside it the day's estimates of short gaps (SPEC §3b) under analytics/estimated/year=/month=/day=.",
     )
     def lake_meter_daily(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
@@ -97,15 +103,21 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             with watch.stage("read"):
                 scored = read_upstream(context, client, bucket, SCORED, day, "readings")
                 meters = read_upstream(context, client, bucket, SCORED, day, "meters")
+                estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
             with watch.stage("aggregate"):
-                daily = meter_daily(scored, meters, day)
+                daily = meter_daily(scored, meters, day, estimates)
             with watch.stage("write"):
+                # The estimates first: a meter_daily naming estimated slots never precedes them in the lake.
+                estimated = lake.write_lake_day(client, bucket, "estimated", day, estimates)
                 written = lake.write_lake_day(client, bucket, "meter_daily", day, daily)
         return dg.MaterializeResult(metadata={
             "meters": written.rows,
             "energy_kwh": round(float(daily["energy_kwh"].sum()), 3),
             "peak_kwh": round(float(daily["peak_kwh"].sum()), 3),
             "reliable_meters": int(daily["reliable"].sum()),
+            "estimated_slots": estimated.rows,
+            "energy_kwh_estimated": round(float(daily["energy_kwh_estimated"].sum()), 3),
+            "estimated_key": estimated.key,
             "bytes": written.bytes,
             "key": written.key,
             **watch.metadata(written.rows),
@@ -114,7 +126,8 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     return [meter_readings, lake_readings, lake_meter_daily]
 
 
-def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, run_id: str, log):
+def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, estimates,
+                  run_id: str, log):
     """Load the day, sending only the readings that changed since its last load when that load's
     digest is at hand (storage/operational/changed_rows.py); then keep this load's digest."""
     previous_name = fetch_previous_load_name(database_url, day)
@@ -129,7 +142,7 @@ def _load_changes(client, bucket: str, database_url: str, day, readings, rejecte
 
     try:
         result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
-                                previous=previous, digest_name=name, keep_digest=keep)
+                                previous=previous, digest_name=name, keep_digest=keep, estimates=estimates)
     except BaseException:
         _forget_digest(client, bucket, day, name, log)  # named by no load: the previous one stays current
         raise

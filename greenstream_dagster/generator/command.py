@@ -15,8 +15,9 @@ from pathlib import Path
 from greenstream_dagster.generator.config import PRESETS, GeneratorConfig, GeneratorError, with_preset
 from greenstream_dagster.generator.generation import generate
 
-METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters")
+METER_COUNTS = ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters", "short_gap_meters")
 COUNTS = ("gap_days", "silent_days", "quarantine_rows", "validation_rows", "revisions", "duplicates")
+_FAULT_HELP = {"short_gap_meters": "a short gap of 1-8 slots every day (SPEC §3b)"}
 SWITCHES = ("dead_letter_files", "ignored_keys", "format_quirks")
 
 
@@ -47,7 +48,8 @@ def register(subparsers) -> None:
     group = parser.add_argument_group("injections", "all off unless a preset or flag turns them on")
     for name in METER_COUNTS:
         group.add_argument("--" + name.replace("_", "-"), type=_count_or_share, metavar="N|P%",
-                           help=f"meters with one {name.split('_')[0]} fault: a count or a share")
+                           help=f"meters with {_FAULT_HELP.get(name, 'one ' + name.split('_')[0] + ' fault')}: "
+                           "a count or a share")
     group.add_argument("--gap-days", type=int, help="whole silent days of a gap meter (2)")
     group.add_argument("--silent-days", type=int, help="whole silent days of a silent meter before it returns (3); "
                        "a vanished meter never returns")
@@ -94,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
           f"in {seconds:.1f} s ({totals['rows'] / seconds:,.0f} rows/s) to {config.out}")
     print(f"  {config.meters:,} meters × {config.days} days from {config.start}, seed {config.seed}")
     print(f"  faults: {len(manifest.faults.stuck)} stuck, {len(manifest.faults.spikes)} spikes, "
-          f"{len(manifest.faults.gaps)} gaps, {len(manifest.faults.silences)} silences; rows: {len(manifest.quarantine)} quarantined, "
+          f"{len(manifest.faults.gaps)} gaps, {len(manifest.faults.silences)} silences, "
+          f"{len(manifest.faults.short_gaps)} short gaps; rows: {len(manifest.quarantine)} quarantined, "
           f"{len(manifest.validation)} validation issues, {len(manifest.revisions)} revisions, "
           f"{len(manifest.duplicates)} duplicates; files: {len(manifest.dead_letters)} dead letter, "
           f"{len(manifest.ignored_keys)} ignored")

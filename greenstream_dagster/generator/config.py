@@ -42,6 +42,8 @@ class GeneratorConfig:
     silent_meters: int = 0  # silent for `silent_days` days from a day after the first, then back
     silent_days: int = 3
     vanished_meters: int = 0  # silent from a day after the first to the last day: never return
+    # SPEC §3b: meters that miss one run of 1–8 consecutive slots every day (some at the day's edges).
+    short_gap_meters: int = 0
     # SPEC §2 rows, per partition day.
     quarantine_rows: int = 0  # rows per quarantine code
     validation_rows: int = 0  # placeable rows per validation issue kind
@@ -61,7 +63,7 @@ class GeneratorConfig:
         _require(self.meters_per_file >= 1, "meters_per_file must be at least 1")
         _require(0.0 <= self.gzip_share <= 1.0, "gzip_share must be between 0 and 1")
         for name in ("stuck_meters", "spike_meters", "gap_meters", "silent_meters", "vanished_meters",
-                     "quarantine_rows",
+                     "short_gap_meters", "quarantine_rows",
                      "validation_rows", "revisions", "duplicates"):
             _require(getattr(self, name) >= 0, f"{name} must not be negative")
         _require(self.gap_days >= 2, "gap_days must be at least 2 (one silent day of 5 "
@@ -86,7 +88,7 @@ class GeneratorConfig:
         """Meters that carry an injection; each carries exactly one, so causes never mix."""
         per_day = self.validation_rows * len(VALIDATION_KINDS) + self.revisions + self.duplicates
         return (self.stuck_meters + self.spike_meters + self.gap_meters + self.silent_meters
-                + self.vanished_meters + per_day * self.days)
+                + self.vanished_meters + self.short_gap_meters + per_day * self.days)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -98,7 +100,8 @@ class GeneratorConfig:
 
 
 def with_preset(config: GeneratorConfig, preset: str) -> GeneratorConfig:
-    """`none`: as given. `default`: a small mix of every injection, about 0.1 % of meters."""
+    """`none`: as given. `default`: a small mix of every injection, about 0.1 % of meters per fault,
+    and 3 % of meters with a short gap every day (what VEE estimates, SPEC §3b)."""
     if preset not in PRESETS:
         raise GeneratorError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if preset == "none":
@@ -109,6 +112,7 @@ def with_preset(config: GeneratorConfig, preset: str) -> GeneratorConfig:
         stuck_meters=per_fault,
         spike_meters=per_fault,
         gap_meters=per_fault if config.days > config.gap_days else 0,
+        short_gap_meters=max(1, round(config.meters * 0.03)),
         quarantine_rows=2,
         validation_rows=1,
         revisions=3,

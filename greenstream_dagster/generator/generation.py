@@ -52,6 +52,7 @@ from greenstream_dagster.generator.manifest import (
     FileEntry,
     FormatQuirk,
     GapFault,
+    ShortGapFault,
     IgnoredKey,
     Manifest,
     PartitionExpectation,
@@ -138,6 +139,8 @@ class _Run:
         for quiet in plan.silences:
             if quiet.first_day <= d and (quiet.last_day is None or d <= quiet.last_day):
                 faults.silence(state.placeable, quiet.meter)
+        for short in plan.on_day(plan.short_gaps, d):
+            state.placeable[short.meter, short.first_slot:short.first_slot + short.slots] = False
         self.present[:, d] = state.placeable.any(axis=1)
         for spike in plan.on_day(plan.spikes, d):
             m = spike.meter
@@ -410,6 +413,11 @@ class _Run:
                 [self.days[k].isoformat() for k in range(quiet.first_day, last + 1)],
                 None if quiet.last_day is None else self.days[quiet.last_day + 1].isoformat(),
                 self.gap_dates[quiet.meter]))
+        for short in self.plan.short_gaps:
+            day = self.days[short.day]
+            self.manifest.faults.short_gaps.append(ShortGapFault(
+                str(self.fleet.meter_ids[short.meter]), day.isoformat(),
+                [canonical(slot_start(day, s)) for s in range(short.first_slot, short.first_slot + short.slots)]))
         files = self.manifest.files
         self.manifest.totals = {
             "files": len(files),

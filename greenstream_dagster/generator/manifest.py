@@ -76,6 +76,15 @@ class SilenceFault:
 
 
 @dataclass
+class ShortGapFault:
+    """SPEC §3b: slots of one day the meter sent nothing for (its other slots carry usable readings)."""
+
+    meter_id: str
+    date: str
+    missing: list[str]  # the missing slots' starts, in order, consecutive
+
+
+@dataclass
 class SilentMeter:
     meter_id: str
     last_seen: str
@@ -162,6 +171,7 @@ class Faults:
     spikes: list[SpikeFault] = field(default_factory=list)
     gaps: list[GapFault] = field(default_factory=list)
     silences: list[SilenceFault] = field(default_factory=list)
+    short_gaps: list[ShortGapFault] = field(default_factory=list)
 
 
 @dataclass
@@ -233,6 +243,7 @@ class Manifest:
             spikes=[SpikeFault(**f) for f in faults.get("spikes", [])],
             gaps=[GapFault(**f) for f in faults.get("gaps", [])],
             silences=[SilenceFault(**f) for f in faults.get("silences", [])],
+            short_gaps=[ShortGapFault(**f) for f in faults.get("short_gaps", [])],
         )
         return cls(**values)
 

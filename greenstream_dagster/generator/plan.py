@@ -46,6 +46,16 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class ShortGap:
+    """SPEC §3b: the meter sends nothing for `slots` consecutive slots from `first_slot` on `day`."""
+
+    meter: int
+    day: int
+    first_slot: int
+    slots: int
+
+
+@dataclass(frozen=True)
 class RowInjection:
     """A validation issue, revision or duplicate on one reading (meter, day, slot)."""
 
@@ -68,6 +78,7 @@ class InjectionPlan:
     spikes: list[Spike] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
+    short_gaps: list[ShortGap] = field(default_factory=list)
     validation: list[RowInjection] = field(default_factory=list)
     revisions: list[RowInjection] = field(default_factory=list)
     duplicates: list[RowInjection] = field(default_factory=list)
@@ -77,7 +88,8 @@ class InjectionPlan:
         return [item for item in items if item.day == day]
 
     def dedicated_meters(self) -> set[int]:
-        groups = (self.stuck, self.spikes, self.gaps, self.silences, self.validation, self.revisions, self.duplicates)
+        groups = (self.stuck, self.spikes, self.gaps, self.silences, self.short_gaps, self.validation,
+                  self.revisions, self.duplicates)
         return {item.meter for group in groups for item in group}
 
 
@@ -97,7 +109,10 @@ def plan_injections(config: GeneratorConfig) -> InjectionPlan:
         plan.silences.append(Silence(next(meters), first, first + config.silent_days - 1))
     for _ in range(config.vanished_meters):
         plan.silences.append(Silence(next(meters), int(rng.integers(1, config.days)), None))
+    short_gap_meters = [next(meters) for _ in range(config.short_gap_meters)]
     for day in range(config.days):
+        for i, meter in enumerate(short_gap_meters):
+            plan.short_gaps.append(_short_gap(meter, day, (i + day) % SHORT_GAP_PLACES, rng))
         for kind in VALIDATION_KINDS:
             for _ in range(config.validation_rows):
                 plan.validation.append(_row(kind, next(meters), day, rng))
@@ -112,6 +127,19 @@ def plan_injections(config: GeneratorConfig) -> InjectionPlan:
                 plan.quarantine.append(
                     QuarantineInjection(code, day, int(rng.integers(0, config.meters))))
     return plan
+
+
+SHORT_GAP_PLACES = 8  # of every 8 meter-days, one run starts the day and one ends it
+MAX_SHORT_GAP_SLOTS = 8
+
+
+def _short_gap(meter: int, day: int, place: int, rng: np.random.Generator) -> ShortGap:
+    """1–8 slots; the run opens the day (place 0), closes it (1) or lies inside it, with a slot either side."""
+    slots = int(rng.integers(1, MAX_SHORT_GAP_SLOTS + 1))
+    first = {0: 0, 1: SLOTS_PER_DAY - slots}.get(place)
+    if first is None:
+        first = int(rng.integers(1, SLOTS_PER_DAY - slots))
+    return ShortGap(meter, day, first, slots)
 
 
 def _row(kind: str, meter: int, day: int, rng: np.random.Generator) -> RowInjection:

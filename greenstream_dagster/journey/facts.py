@@ -185,7 +185,38 @@ class QuarantineJourney:
     kind: str = "quarantined"
 
 
-def to_json_dict(journey: ReadingJourney | QuarantineJourney) -> dict:
+@dataclass(frozen=True)
+class BoundingReading:
+    """A usable reading an estimate was interpolated from (a row of meter_readings)."""
+
+    reading_ts: datetime
+    value_kw: float | None  # None when the reading is no longer stored (the estimate is then stale)
+    record_id: str | None
+
+
+@dataclass(frozen=True)
+class EstimateJourney:
+    """A slot the meter sent nothing for, filled by an estimate (SPEC §3b): not a reading."""
+
+    meter_id: str
+    slot_ts: datetime
+    partition_date: date
+    value_kw: float
+    method: str
+    from_reading: BoundingReading
+    to_reading: BoundingReading
+    estimated_at: datetime
+    table: str
+    partition_table: str
+    max_estimate_slots: int  # the setting in force now
+    bucket: str
+    lake_key: str
+    lake_value_kw: float | None  # the lake's value for the slot; None when not (yet) archived
+    asked_at: datetime | None = None  # the time asked for, when it is not the slot's start
+    kind: str = "estimate"
+
+
+def to_json_dict(journey: ReadingJourney | QuarantineJourney | EstimateJourney) -> dict:
     """The facts as JSON-ready values: times in ISO 8601, tuples as lists."""
     return _plain(dataclasses.asdict(journey))
 

@@ -11,7 +11,7 @@ facts then say so instead of failing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,9 @@ from greenstream_dagster.journey.facts import (
     READING,
     REVISION,
     Archival,
+    BoundingReading,
     Delivery,
+    EstimateJourney,
     Ingestion,
     LakeRow,
     MeterDay,
@@ -94,14 +96,51 @@ def _hot_days_newest_first(database_url: str) -> list[date]:
         return sorted(list_day_partitions(conn, "meter_readings"), reverse=True)
 
 
-def journey_of_interval(sources: JourneySources, meter_id: str, reading_ts: datetime) -> ReadingJourney:
+def journey_of_interval(sources: JourneySources, meter_id: str,
+                        reading_ts: datetime) -> ReadingJourney | EstimateJourney:
+    """The reading of the interval key; without one, the estimate of its slot (SPEC §3b), if any."""
     row = queries.fetch_reading(sources.database_url, meter_id, reading_ts)
     if row is None:
+        estimate = _estimate_journey(sources, meter_id, reading_ts)
+        if estimate is not None:
+            return estimate
         raise JourneyNotFound(
             f"no reading of {meter_id} at {_utc_text(reading_ts)} in meter_readings (partition "
             f"{reading_ts.astimezone(timezone.utc).date()}); a quarantined row is found by "
             "--source-key and --line")
     return _reading_journey(sources, row)
+
+
+def _estimate_journey(sources: JourneySources, meter_id: str, moment: datetime) -> EstimateJourney | None:
+    moment = moment.astimezone(timezone.utc)
+    slot_ts = moment - timedelta(minutes=moment.minute % 15, seconds=moment.second, microseconds=moment.microsecond)
+    try:
+        row = queries.fetch_estimate(sources.database_url, meter_id, slot_ts)
+    except psycopg.errors.UndefinedTable:  # a store migrated before §3b
+        return None
+    if row is None:
+        return None
+    day = row["partition_date"]
+
+    def bound(ts: datetime) -> BoundingReading:
+        reading = queries.fetch_reading(sources.database_url, meter_id, ts)
+        return BoundingReading(reading_ts=ts.astimezone(timezone.utc),
+                               value_kw=reading["value_kw"] if reading else None,
+                               record_id=reading["record_id"] if reading else None)
+
+    key = lake.lake_day_key("estimated", day)
+    archived = rows_where(sources.s3, sources.bucket, key, "meter_id", meter_id)
+    lake_value = None
+    if archived is not None:
+        match = archived.filter(pl.col("slot_ts") == slot_ts)
+        lake_value = match["value_kw"][0] if match.height else None
+    return EstimateJourney(
+        meter_id=meter_id, slot_ts=slot_ts, partition_date=day, value_kw=row["value_kw"], method=row["method"],
+        from_reading=bound(row["from_reading_ts"]), to_reading=bound(row["to_reading_ts"]),
+        estimated_at=row["estimated_at"], table="estimated_readings", partition_table=row["partition_table"],
+        max_estimate_slots=sources.rules.max_estimate_slots, bucket=sources.bucket, lake_key=key,
+        lake_value_kw=lake_value, asked_at=moment if moment != slot_ts else None,
+    )
 
 
 def journey_of_line(sources: JourneySources, source_key: str, source_line: int) -> ReadingJourney | QuarantineJourney:

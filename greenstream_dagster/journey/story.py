@@ -14,6 +14,7 @@ from greenstream_dagster.journey.facts import (
     READING,
     REVISION,
     Delivery,
+    EstimateJourney,
     QuarantineJourney,
     ReadingJourney,
     SourceObject,
@@ -49,9 +50,11 @@ _ROLES = {READING: "the reading (last delivered)", DELIVERED_AGAIN: "the same re
           REVISION: "a revision, superseded"}
 
 
-def render(journey: ReadingJourney | QuarantineJourney) -> str:
+def render(journey: ReadingJourney | QuarantineJourney | EstimateJourney) -> str:
     if isinstance(journey, QuarantineJourney):
         return render_quarantine(journey)
+    if isinstance(journey, EstimateJourney):
+        return render_estimate(journey)
     return render_reading(journey)
 
 
@@ -84,6 +87,32 @@ def render_quarantine(q: QuarantineJourney) -> str:
         ["Not archived: quarantined rows live only in rejected_readings, never in the data lake."],
     ]
     return _with_chapters(lines, chapters)
+
+
+def render_estimate(e: EstimateJourney) -> str:
+    """An estimate is no reading: what was missing, how it was filled and from which two readings."""
+    title = f"Slot {e.meter_id} at {utc(e.slot_ts)} (partition {e.partition_date}) is an ESTIMATE, not a reading"
+    lines = [title, "=" * len(title)]
+    if e.asked_at is not None:
+        lines.append(f"Asked for {utc(e.asked_at)}: no reading there; its 15-minute slot starts {utc(e.slot_ts)}.")
+
+    def reading(b) -> str:
+        value = "no longer stored" if b.value_kw is None else f"{decimal_text(b.value_kw)} kW"
+        return f"the reading at {utc(b.reading_ts)} ({value}{f', record_id {b.record_id}' if b.record_id else ''})"
+
+    lake_value = ("not archived yet (lake_meter_daily not materialized for the partition)" if e.lake_value_kw is None
+                  else f"holds it ({decimal_text(e.lake_value_kw)} kW)")
+    body = [
+        f"The meter sent no placeable row for this slot; it lies in a short gap run bounded by usable readings "
+        f"(SPEC §3b; runs of at most {e.max_estimate_slots} slots are estimated now).",
+        f"Estimated by {e.method} interpolation at the slot start between {reading(e.from_reading)} "
+        f"and {reading(e.to_reading)}: {decimal_text(e.value_kw)} kW, rounded half to even to 4 places.",
+        "Estimates are kept apart from the readings: not in meter_readings, the fault statistics or the grades; "
+        "withdrawn when a reading for the slot arrives, re-computed when a bounding reading changes.",
+        f"Stored in PostgreSQL {e.table}, table partition {e.partition_table}, estimated at {utc(e.estimated_at)}.",
+        f"Lake: s3://{e.bucket}/{e.lake_key} {lake_value}.",
+    ]
+    return "\n".join([*lines, "", *body]) + "\n"
 
 
 def _with_chapters(lines: list[str], chapters: list[list[str]]) -> str:

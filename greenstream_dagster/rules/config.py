@@ -20,6 +20,7 @@ import polars as pl
 
 # Days before this are not smart-meter data; it also keeps D-6 window arithmetic far from date.min.
 EARLIEST_PARTITIONS_START = date(1970, 1, 1)
+MAX_ESTIMATE_SLOTS = 94  # the longest gap run a day can hold between two of its slots (§3b)
 
 
 class RulesConfigError(ValueError):
@@ -53,6 +54,8 @@ class RulesConfig:
     gap_max_missing_rate: float = 0.20
     # §3a fleet: a meter seen on one of the days D-30..D-1 and not on D is silent on D.
     silent_lookback_days: int = 30
+    # §3b VEE: gap runs of at most this many slots are estimated (4: one hour); 0 switches estimation off.
+    max_estimate_slots: int = 4
 
     def __post_init__(self) -> None:
         check_rules(self)
@@ -120,3 +123,8 @@ def check_rules(config: RulesConfig) -> None:
     if not 0 <= _finite(config, "gap_max_missing_rate") <= 1:
         raise RulesConfigError("gap_max_missing_rate", f"is a share: must be from 0 to 1, got {config.gap_max_missing_rate}")
     _count(config, "silent_lookback_days", 1)
+    # A run has at most 94 slots (it is bounded by two slots of the day's 96).
+    _count(config, "max_estimate_slots", 0)
+    if config.max_estimate_slots > MAX_ESTIMATE_SLOTS:
+        raise RulesConfigError("max_estimate_slots", f"must be at most {MAX_ESTIMATE_SLOTS} (slots of a day "
+                                                     f"between two others), got {config.max_estimate_slots}")

@@ -35,4 +35,5 @@ def empty_day_frames(day: date) -> dict[tuple[str, str], pl.DataFrame]:
         (STANDARDIZED, "meter_stats"): standardized.meter_stats,
         (SCORED, "readings"): scored.readings,
         (SCORED, "meters"): scored.meters,
+        (SCORED, "estimates"): scored.estimates,
     }

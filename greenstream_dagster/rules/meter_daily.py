@@ -2,7 +2,9 @@
 
 energy_kwh = Σ usable kW × 0.25 h; peak_kwh the same over PEAK readings; max, mean
 and variance (ddof = 1) over usable readings; grade counts and mean score over
-every winning reading; the fault statistics as scored.
+every winning reading; the fault statistics as scored. §3b: estimated_slots and
+energy_kwh_estimated (Σ estimated kW × 0.25 h) beside them, 0 for a meter without
+estimates; estimates never enter energy_kwh or any statistic of the readings.
 """
 
 from __future__ import annotations
@@ -11,26 +13,15 @@ from datetime import date
 
 import polars as pl
 
+from greenstream_dagster.rules.estimation import meter_estimates
 from greenstream_dagster.rules.schemas import METER_DAILY_COLUMNS
 from greenstream_dagster.rules.usable import is_usable
+from greenstream_dagster.rules.values import exact_sum
 
 HOURS_PER_READING = 0.25
-KW_DECIMALS = 4  # value_kw is rounded to 4 decimal places (SPEC §2)
-
-
-def exact_sum(kw: pl.Expr) -> pl.Expr:
-    """Σ kW, exact: summed as whole ten-thousandths of a kW, then scaled back once.
-
-    A floating-point sum depends on the order (and Polars' kernel on the layout) of
-    its terms, and staged readings come in no fixed order (a re-done meter is
-    appended), so the same readings would give other bits and an identical re-run
-    would rewrite the lake day (SPEC §5). Integers add up the same in any order.
-    """
-    scale = 10**KW_DECIMALS
-    return (kw * scale).round().cast(pl.Int64).sum() / scale
-
-
-def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date) -> pl.DataFrame:
+def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date,
+                estimates: pl.DataFrame) -> pl.DataFrame:
+    """One row per meter with a winning reading; `estimates` (ESTIMATE_COLUMNS) of the same day."""
     usable_kw = pl.col("value_kw").filter(is_usable())
     peak_kw = pl.col("value_kw").filter(is_usable() & (pl.col("tariff_period") == "PEAK"))
     grade = pl.col("quality_grade")
@@ -47,6 +38,8 @@ def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date) 
             pl.col("quality_score").mean().alias("mean_score"),
         )
         .join(meters.lazy(), on="meter_id", how="left")
+        .join(meter_estimates(estimates), on="meter_id", how="left")
+        .with_columns(pl.col("estimated_slots").fill_null(0), pl.col("energy_kwh_estimated").fill_null(0.0))
         .with_columns(pl.lit(day).alias("date"))
         .select(list(METER_DAILY_COLUMNS))
         .sort("meter_id")

@@ -33,7 +33,7 @@ from greenstream_dagster.rules.standardize import Standardized
 
 # Bump when standardize() or score_partition() would give other results for the same input:
 # results of older versions are then redone whole.
-RULES_VERSION = 2  # 2: readings carry no record_id
+RULES_VERSION = 3  # 2: readings carry no record_id; 3: scores come with the day's estimates (§3b)
 FILE_IDENTITY = ("key", "etag", "size", "last_modified")
 
 
@@ -109,7 +109,7 @@ def merge_standardized(previous: Standardized, redone: Standardized, touched: pl
 
 
 def merge_scored(kept: Scored, redone: Scored) -> Scored:
-    """The kept scores and the redone meters' together, in reading order.
+    """The kept scores and the redone meters' together, in reading order (estimates by meter and slot).
 
     Both are in reading order and hold different meters, so splicing the redone
     meters' rows in by meter keeps each meter's rows whole and in time order
@@ -125,4 +125,5 @@ def merge_scored(kept: Scored, redone: Scored) -> Scored:
     else:
         readings = pl.concat([kept.readings, redone.readings]).sort(list(READING_ORDER))
     meters = pl.concat([kept.meters, redone.meters]).sort("meter_id")
-    return Scored(readings=readings, meters=meters)
+    estimates = pl.concat([kept.estimates, redone.estimates]).sort("meter_id", "slot_ts")
+    return Scored(readings=readings, meters=meters, estimates=estimates)

@@ -103,6 +103,19 @@ REVISION_COLUMNS: dict[str, pl.DataType] = {
     "superseded_by": pl.Utf8,
 }
 
+# SPEC §3b: one estimated slot of a short gap run, apart from the readings (PostgreSQL
+# estimated_readings adds estimated_at; the lake analytics/estimated/ is exactly these).
+ESTIMATE_COLUMNS: dict[str, pl.DataType] = {
+    "partition_date": pl.Date,
+    "meter_id": pl.Utf8,
+    "slot_ts": UTC_TIMESTAMP,
+    "value_kw": pl.Float64,
+    "method": pl.Utf8,
+    "from_reading_ts": UTC_TIMESTAMP,  # the two bounding usable readings interpolated between
+    "to_reading_ts": UTC_TIMESTAMP,
+}
+ESTIMATE_KEY = ("meter_id", "slot_ts")
+
 METER_DAILY_COLUMNS: dict[str, pl.DataType] = {
     "meter_id": pl.Utf8,
     "date": pl.Date,
@@ -123,6 +136,8 @@ METER_DAILY_COLUMNS: dict[str, pl.DataType] = {
     "grade_c": pl.UInt32,
     "grade_f": pl.UInt32,
     "mean_score": pl.Float64,
+    "estimated_slots": pl.UInt32,  # §3b: slots filled by estimates, and their energy (never in energy_kwh)
+    "energy_kwh_estimated": pl.Float64,
 }
 
 METER_ID_PATTERN = r"^SM-[0-9]{1,12}$"  # SPEC §2: a placeable meter_id (case-sensitive)

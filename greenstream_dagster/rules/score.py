@@ -17,6 +17,7 @@ import polars as pl
 from greenstream_dagster.rules.communication_gap import is_gap, missing_rate
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.erratic_spike import is_spike, spike_threshold
+from greenstream_dagster.rules.estimation import short_gap_estimates
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS, meter_day_stats, merge_window
 from greenstream_dagster.rules.quality_score import quality_grade, quality_score
@@ -34,6 +35,9 @@ METER_FAULT_COLUMNS = (
 class Scored:
     readings: pl.DataFrame  # SCORED_COLUMNS: every winning reading of D
     meters: pl.DataFrame  # METER_FAULT_COLUMNS: every meter with a winning reading on D
+    # ESTIMATE_COLUMNS (§3b): short gaps of D filled apart from the readings. Made here because they,
+    # like the scores, are per meter and day: the redo of touched meters re-estimates exactly them.
+    estimates: pl.DataFrame
 
 
 def score_partition(
@@ -42,7 +46,8 @@ def score_partition(
     config: RulesConfig,
     history_stats: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> Scored:
-    """Score day D's readings; `history_stats` (METER_DAY_STATS_COLUMNS of other days) fills the window."""
+    """Score day D's readings; `history_stats` (METER_DAY_STATS_COLUMNS of other days) fills the window.
+    Also estimate D's short gaps (§3b), from D's readings alone: they feed none of the scores."""
     window = fault_window(partition_date, config)
     frames = [meter_day_stats(readings.lazy()).select(list(METER_DAY_STATS_COLUMNS))]
     if history_stats is not None:
@@ -89,4 +94,5 @@ def score_partition(
     del day_flagged  # freed before the sort's copy: the step's peak memory is this moment
     readings = unsorted.sort(list(READING_ORDER))  # once, for both stores (see reading_order.py)
     del unsorted
-    return Scored(readings=readings.cast(SCORED_COLUMNS), meters=meters)
+    estimates = short_gap_estimates(readings, partition_date, config.max_estimate_slots).collect()
+    return Scored(readings=readings.cast(SCORED_COLUMNS), meters=meters, estimates=estimates)

@@ -32,6 +32,32 @@ def _exponent(text: pl.Expr) -> pl.Expr:
     return pl.when(text.is_null()).then(0).when(text.str.starts_with("-")).then(-value).otherwise(value)
 
 
+def divided_half_even(numerator: pl.Expr, divisor: pl.Expr) -> pl.Expr:
+    """numerator / divisor rounded half to even, in exact Int128 arithmetic (numerator ≥ 0, divisor > 0)."""
+    quotient, remainder = numerator // divisor, numerator % divisor
+    round_up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
+    return quotient + round_up.cast(pl.Int128)
+
+
+def exact_sum(kw: pl.Expr) -> pl.Expr:
+    """Σ kW, exact: summed as whole ten-thousandths of a kW (value_kw has DECIMALS places),
+    then scaled back once.
+
+    A floating-point sum depends on the order (and Polars' kernel on the layout) of
+    its terms, and staged readings come in no fixed order (a re-done meter is
+    appended), so the same readings would give other bits and an identical re-run
+    would rewrite the lake day (SPEC §5). Integers add up the same in any order.
+    """
+    scale = 10**DECIMALS
+    return (kw * scale).round().cast(pl.Int64).sum() / scale
+
+
+def rounded_kw(kw: pl.Expr) -> pl.Expr:
+    """A kW computed in floating point, rounded half to even to 4 places as value_kw is (§2);
+    for values derived from readings (the estimates of §3b) as for values beyond 37 digits."""
+    return kw.round(DECIMALS, mode="half_to_even")
+
+
 def value_is_valid(value: pl.Expr) -> pl.Expr:
     return value.str.contains(VALUE_PATTERN)
 
@@ -79,13 +105,9 @@ def with_value_kw(
     exact = (shift >= -_MAX_DIGITS) & (digits.str.len_chars() <= _MAX_DIGITS)
     big_digits = pl.when(exact).then(digits).otherwise(pl.lit("0")).cast(pl.Int128)
     divisor = pl.lit(10, dtype=pl.Int128).pow(pl.when(exact).then(-shift).otherwise(0))
-    quotient, remainder = big_digits // divisor, big_digits % divisor
-    round_up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
-    scaled = (quotient + round_up.cast(pl.Int128)).cast(pl.Utf8)
+    scaled = divided_half_even(big_digits, divisor).cast(pl.Utf8)
     # Beyond 37 digits: parse with the unit folded into the exponent, then round the float.
-    float_kw = pl.concat_str(
-        sign, digits, pl.lit("e"), (shift - DECIMALS).cast(pl.Utf8)
-    ).cast(pl.Float64).round(DECIMALS, mode="half_to_even")
+    float_kw = rounded_kw(pl.concat_str(sign, digits, pl.lit("e"), (shift - DECIMALS).cast(pl.Utf8)).cast(pl.Float64))
     rounded = rounding.with_columns(
         pl.when(exact).then(pl.concat_str(sign, scaled, pl.lit("e-4")).cast(pl.Float64)).otherwise(float_kw).alias("_v_kw")
     )

@@ -11,7 +11,8 @@ identical re-run rewrites nothing); only after it succeeded are other objects in
 the day's folder (strays of an older layout or a manual copy) deleted.
 
 Columns are exactly the contract's (SPEC §8): `LAKE_READING_COLUMNS` for
-readings, `METER_DAILY_COLUMNS` for meter_daily. The day therefore appears
+readings, `METER_DAILY_COLUMNS` for meter_daily, `ESTIMATE_COLUMNS` for
+`analytics/estimated/` (SPEC §3b). The day therefore appears
 twice: as `partition_date` / `date` in the file body, and as year/month/day in
 the path. That duplication is deliberate: the body column keeps a file
 self-describing when copied or read without hive discovery and matches the
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 
 from greenstream_dagster.rules.reading_order import sorted_by
-from greenstream_dagster.rules.schemas import LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
+from greenstream_dagster.rules.schemas import ESTIMATE_COLUMNS, LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
 from greenstream_dagster.rules.silent_meters import SILENT_COLUMNS
 
 LAKE_PREFIX = "analytics/"
@@ -50,11 +51,15 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     "readings": LAKE_READING_COLUMNS,
     "meter_daily": METER_DAILY_COLUMNS,
     "silent_meters": SILENT_COLUMNS,  # SPEC §3a, beside meter_daily
+    "estimated": ESTIMATE_COLUMNS,  # SPEC §3b: estimates of short gaps, apart from the readings
 }
-_SORT_KEYS = {"readings": ["meter_id", "reading_ts"], "meter_daily": ["meter_id"], "silent_meters": ["meter_id"]}
-_DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date", "silent_meters": "partition_date"}
+_SORT_KEYS = {"readings": ["meter_id", "reading_ts"], "meter_daily": ["meter_id"], "silent_meters": ["meter_id"],
+              "estimated": ["meter_id", "slot_ts"]}
+_DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date", "silent_meters": "partition_date",
+               "estimated": "partition_date"}
 # Monotonic or near-monotonic integers within a meter: deltas are tiny.
-_DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": [], "silent_meters": []}
+_DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": [], "silent_meters": [],
+                  "estimated": ["slot_ts", "from_reading_ts", "to_reading_ts"]}
 
 # User metadata of every lake object: the SHA-256 of its bytes. An identical re-run keeps the
 # object (same ETag and last-modified time), so readers and caches see no change (SPEC §5); a

@@ -25,6 +25,10 @@ mirror its input:
   run; staging them first and INSERTing them cost half as much again),
   differing ones go by the upsert above, gone ones are deleted by key.
 
+The day's estimates of short gaps (SPEC §3b) go into estimated_readings in the
+same transaction: a few thousand rows, copied whole into a temporary table and
+mirrored (withdrawn when gone, upserted where they differ).
+
 Merge staging tables are UNLOGGED (no WAL; unlike TEMP tables, parallel
 workers can scan them). A session advisory lock per day keeps two loads of
 the same day apart (runs of a partition should never overlap anyway, SPEC §6).
@@ -50,6 +54,7 @@ from psycopg.copy import QueuedLibpqWriter
 from greenstream_dagster.rules.reading_order import sorted_by
 from greenstream_dagster.rules.record_id import with_record_id
 from greenstream_dagster.rules.schemas import (
+    ESTIMATE_COLUMNS,
     METER_READING_COLUMNS,
     REJECTED_COLUMNS,
     REVISION_COLUMNS,
@@ -63,7 +68,11 @@ from greenstream_dagster.storage.operational.changed_rows import (
     changes_since,
     row_digest,
 )
-from greenstream_dagster.storage.operational.partitions import day_partition_exists, partition_name
+from greenstream_dagster.storage.operational.partitions import (
+    day_partition_exists,
+    ensure_day_partitions,
+    partition_name,
+)
 
 STAGING_SCHEMA = "load_staging"
 # Per load transaction: the diff's parallel hash join and the key index build in memory.
@@ -89,6 +98,7 @@ class _Table:
     key: tuple[str, ...]
     stored: dict[str, pl.DataType]
     derive: Callable[[pl.DataFrame], pl.DataFrame] | None = None  # given → stored columns, on what is copied
+    stamp: str = "loaded_at"  # set to now() when a row is written, and only then
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -115,6 +125,9 @@ REJECTED = _Table("rejected_readings", REJECTED_COLUMNS, ("partition_date", "sou
 REVISIONS = _Table(
     "reading_revisions", REVISION_COLUMNS, ("partition_date", "meter_id", "reading_ts", "record_id"), REVISION_COLUMNS
 )
+# SPEC §3b: a few thousand rows a day, mirrored whole in the load's transaction.
+ESTIMATES = _Table("estimated_readings", ESTIMATE_COLUMNS, ("meter_id", "slot_ts", "partition_date"), ESTIMATE_COLUMNS,
+                   stamp="estimated_at")
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,11 @@ class LoadResult:
     merge_seconds: float
     seconds: float
     readings_copied: int = 0  # readings sent to PostgreSQL: all of them, or only the changed ones
+    # SPEC §3b, when the load was given estimates: rows after the load, and what changed.
+    estimate_rows: int = 0
+    estimates_inserted: int = 0
+    estimates_updated: int = 0  # re-computed: a bounding reading changed
+    estimates_withdrawn: int = 0  # deleted: a reading arrived for the slot, or the run is no longer short or bounded
     digest: pl.DataFrame | None = field(default=None, repr=False, compare=False)  # see changed_rows.py
     # The digest the day's load record names after the load: `digest_name`, or the previous
     # load's when the readings did not change (the record is then left untouched).
@@ -146,7 +164,8 @@ class LoadResult:
 
     @property
     def changed(self) -> int:
-        return self.inserted + self.updated + self.deleted + self.rejected_changed + self.revisions_changed
+        return (self.inserted + self.updated + self.deleted + self.rejected_changed + self.revisions_changed
+                + self.estimates_inserted + self.estimates_updated + self.estimates_withdrawn)
 
     def as_metadata(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("digest", "digest_name")}
@@ -156,12 +175,13 @@ class LoadResult:
 @dataclass(frozen=True)
 class _Mirror:
     """What a load under the day's lock did: each table's result, the readings copied, when
-    staging ended, and the digest name the day's load record names now."""
+    staging ended, the digest name the day's load record names now, and the estimates' result."""
 
     tables: list[_Mirrored]
     copied: int
     staged: float
     digest_name: str | None
+    estimates: _Mirrored | None = None  # SPEC §3b, when the load was given estimates
 
 
 @dataclass(frozen=True)
@@ -192,6 +212,7 @@ def load_partition(
     previous: PreviousLoad | None = None,
     digest_name: str | None = None,
     keep_digest: Callable[[pl.DataFrame], None] | None = None,
+    estimates: pl.DataFrame | None = None,
 ) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
     mirror these frames (contracts: SCORED_COLUMNS, REJECTED_COLUMNS, REVISION_COLUMNS; each
@@ -204,20 +225,26 @@ def load_partition(
     `digest_name` the load records that name for the digest of this input (returned
     in the result, for the caller to store). `keep_digest` stores it while the load runs, in a
     thread of its own: the load commits only once it has returned, so `day_loads` never names
-    a digest that was not stored."""
+    a digest that was not stored.
+
+    With `estimates` (ESTIMATE_COLUMNS, SPEC §3b) the day's estimated_readings are made to
+    mirror them in the same transaction: estimates gone from the input are withdrawn
+    (deleted and counted), the others upserted only where they differ, so an identical
+    re-load changes no row and keeps estimated_at. None leaves estimated_readings alone."""
     started = time.perf_counter()
     frames = [
         (table, _conform(table, frame, partition_date))
         for table, frame in ((READINGS, readings), (REJECTED, rejected), (REVISIONS, revisions))
     ]
     digest = row_digest(frames[0][1], READINGS.given_values) if digest_name else None
+    estimates = _conform(ESTIMATES, estimates, partition_date) if estimates is not None else None
     copy_connections = copy_connections or min(os.cpu_count() or 1, 4)
     keeper = ThreadPoolExecutor(max_workers=1)  # the digest's upload beside the load
     kept = keeper.submit(keep_digest, digest) if keep_digest is not None and digest is not None else None
     try:
         with psycopg.connect(database_url, autocommit=True) as conn, _day_locked(conn, partition_date, frames):
             mirror = _mirror(conn, database_url, partition_date, frames, copy_connections,
-                             run_id, previous, digest, digest_name, kept)
+                             run_id, previous, digest, digest_name, kept, estimates)
             merged = time.perf_counter()
     finally:
         keeper.shutdown(wait=True)
@@ -239,6 +266,10 @@ def load_partition(
         readings_copied=mirror.copied,
         digest=digest,
         digest_name=mirror.digest_name,
+        estimate_rows=mirror.estimates.rows if mirror.estimates else 0,
+        estimates_inserted=mirror.estimates.inserted if mirror.estimates else 0,
+        estimates_updated=mirror.estimates.updated if mirror.estimates else 0,
+        estimates_withdrawn=mirror.estimates.deleted if mirror.estimates else 0,
     )
 
 
@@ -262,7 +293,7 @@ def _day_locked(conn: psycopg.Connection, day: date, frames: list):
 
 def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list, copy_connections: int,
             run_id: str | None, previous: PreviousLoad | None, digest: pl.DataFrame | None,
-            digest_name: str | None, kept) -> _Mirror:
+            digest_name: str | None, kept, estimates: pl.DataFrame | None = None) -> _Mirror:
     """Under the day's lock: stage the frames, then make the partitions mirror them in one
     transaction, committed only once the digest upload (`kept`) has returned."""
     fresh = {t.name: not day_partition_exists(conn, t.name, day) for t, _ in frames}
@@ -282,7 +313,10 @@ def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list
             copied += changes.inserts.height  # copied in the transaction, straight into the partition
         _copy(database_url, partition_name(table.name, day), frame, copy_connections, table.derive)
         copied += frame.height if table is READINGS else 0
+    if estimates is not None:
+        ensure_day_partitions(conn, day, (ESTIMATES.name,))
     staged = time.perf_counter()
+    estimated = None
     with conn.transaction():
         for name, value in _TRANSACTION_SETTINGS.items():
             conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
@@ -295,6 +329,8 @@ def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list
                                               stored_before=previous.digest.height))
             else:
                 results.append(_merge(conn, table, day, frame.height, run_id))
+        if estimates is not None:
+            estimated = _mirror_estimates(conn, day, estimates)
         if changes is not None and not results[0].changed:
             digest_name = previous.name  # the same readings: the day's load record stays as it is (SPEC §5)
         elif digest_name is not None:
@@ -302,7 +338,23 @@ def _mirror(conn: psycopg.Connection, database_url: str, day: date, frames: list
         if kept is not None:
             kept.result()  # stored before the load that names it commits
     _freeze(conn, [t for t, _ in frames if fresh[t.name]], day)
-    return _Mirror(results, copied, staged, digest_name)
+    return _Mirror(results, copied, staged, digest_name, estimated)
+
+
+def _mirror_estimates(conn: psycopg.Connection, day: date, estimates: pl.DataFrame) -> _Mirrored:
+    """Inside the load's transaction: the day's estimated_readings become `estimates`. Withdrawn
+    first (an estimate whose slot now has a reading), then upserted where new or different."""
+    target = sql.Identifier(partition_name(ESTIMATES.name, day))
+    scratch = sql.Identifier("estimates_of_load")
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+        scratch, sql.Identifier(ESTIMATES.name)))
+    if estimates.height:
+        _copy_within(conn, scratch, estimates, ESTIMATES)
+    on_key = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in ESTIMATES.key)
+    withdrawn = conn.execute(sql.SQL("DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+        target, scratch, on_key)).rowcount
+    inserted, updated = _upsert(conn, ESTIMATES, target, scratch)
+    return _Mirrored(inserted, updated, estimates.height - inserted - updated, withdrawn)
 
 
 def _previous_load_current(conn: psycopg.Connection, day: date, previous: PreviousLoad) -> bool:
@@ -590,12 +642,13 @@ def _upsert(conn: psycopg.Connection, table: _Table, target: sql.Identifier, sou
     upsert = sql.SQL(
         "WITH upserted AS ("
         " INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {source}"
-        " ON CONFLICT ({key}) DO UPDATE SET {assignments}, loaded_at = now()"
+        " ON CONFLICT ({key}) DO UPDATE SET {assignments}, {stamp} = now()"
         " WHERE ({t}) IS DISTINCT FROM ({excluded})"
         " RETURNING (t.xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
     ).format(
         target=target, columns=columns, source=source, key=sql.SQL(", ").join(map(sql.Identifier, table.key)),
+        stamp=sql.Identifier(table.stamp),
         assignments=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in table.values),
         t=values("t"), excluded=values("excluded"),
     )

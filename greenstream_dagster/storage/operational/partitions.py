@@ -15,7 +15,8 @@ import psycopg
 from psycopg import sql
 
 DAY_PARTITIONED_TABLES = ("meter_readings", "rejected_readings", "reading_revisions", "dead_letter_files",
-                          "meter_presence", "silent_meters")  # the last two: the fleet (0003_fleet.sql)
+                          "meter_presence", "silent_meters",  # these two: the fleet (0003_fleet.sql)
+                          "estimated_readings")  # SPEC §3b (0005_estimated_readings.sql)
 _BOUND = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
 _LOCK = "greenstream.day_partitions"
 

@@ -27,6 +27,17 @@ def fetch_reading(database_url: str, meter_id: str, reading_ts: datetime) -> dic
         ).fetchone()
 
 
+def fetch_estimate(database_url: str, meter_id: str, slot_ts: datetime) -> dict | None:
+    """The estimate of a meter's slot (estimated_readings, SPEC §3b) with its partition table, or None."""
+    day = slot_ts.astimezone(timezone.utc).date()
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT e.*, e.tableoid::regclass::text AS partition_table FROM estimated_readings e "
+            "WHERE meter_id = %s AND slot_ts = %s AND partition_date = %s",
+            (meter_id, slot_ts, day),
+        ).fetchone()
+
+
 def fetch_reading_by_record_id(
     database_url: str, record_id: str, partition_date: date | None = None
 ) -> dict | None:
