@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DailyPartitionsDefinition, build_sensor_context, job, op
 
-from greenstream_dagster.defs.sensors import build_raw_file_sensor
+from greenstream_dagster.defs.landing.sensor import build_raw_file_sensor
 from greenstream_dagster.services.embedded_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, EmbeddedS3
 from greenstream_dagster.storage.s3 import make_s3_client
 

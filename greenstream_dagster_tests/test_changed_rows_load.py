@@ -253,7 +253,7 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
     import boto3
     from botocore.config import Config
 
-    from greenstream_dagster.defs.store_assets import _forget_digest
+    from greenstream_dagster.defs.stores.assets import _forget_digest
 
     with socket.socket() as probe:  # a port nothing listens on: S3 is down
         probe.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from greenstream_dagster.defs.landing_freshness import LANDING, build_landing_freshness
+from greenstream_dagster.defs.landing.freshness import LANDING, build_landing_freshness
 from greenstream_dagster.defs.resources import S3Resource
 from greenstream_dagster.storage.landing import put_object
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import DagsterInstance, DailyPartitionsDefinition, build_sensor_context, job, op
 
-from greenstream_dagster.defs.sensors import build_raw_file_sensor
+from greenstream_dagster.defs.landing.sensor import build_raw_file_sensor
 from greenstream_dagster.rules.landing_scan import lookback_window
 from greenstream_dagster.storage.landing_folders import list_landing_window
 
@@ -280,7 +280,7 @@ def test_a_filling_day_of_a_fleet_with_long_full_days_waits_twice_such_a_run_fro
     not count as the fleet's."""
     from dagster import AssetKey, DagsterRunStatus
 
-    from greenstream_dagster.defs.sensors import longest_recent_ingest_run, recently_run_days
+    from greenstream_dagster.defs.landing.sensor import longest_recent_ingest_run, recently_run_days
 
     with DagsterInstance.ephemeral() as instance:
         _finished_run(instance, "ingest_partition_job", day(0), 1.0, DagsterRunStatus.SUCCESS)

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from greenstream_dagster.defs.reading_assets import WINDOW_WAIT_RETRIES, _schema_check, _wait_for_window
+from greenstream_dagster.defs.readings.assets import WINDOW_WAIT_RETRIES, _schema_check, _wait_for_window
 from greenstream_dagster.rules.schemas import ScoredSchema
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.operational_frames import scored

@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
-from greenstream_dagster.defs.delta_staging import (
+from greenstream_dagster.storage.delta_staging import (
     score_day,
     stage_scored,
     stage_standardized,

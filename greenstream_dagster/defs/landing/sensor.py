@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from greenstream_dagster.asset_names import RAW
-from greenstream_dagster.defs.jobs import INGEST_JOB
+from greenstream_dagster.defs.operations.jobs import INGEST_JOB
 from greenstream_dagster.instance.run_queue import day_of_run
 from greenstream_dagster.rules.landing_scan import (
     LookbackWindow,
