@@ -67,3 +67,25 @@ def test_the_journey_of_a_day_before_the_start_is_one_line_naming_the_setting(qu
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("greenstream: configuration error: GREENSTREAM_PARTITIONS_START: partition 2023-06-01 "
                                "is before the partitions' start GREENSTREAM_PARTITIONS_START=2024-01-01")
+
+
+def test_a_run_of_a_day_outside_however_launched_fails_in_its_first_step_in_one_line(monkeypatch, tmp_path):
+    """A run whose partition tag names a day the partitions do not have (an API call, a stale
+    backfill): its first step refuses it in one line, no stack, and nothing is retried."""
+    from greenstream_dagster.definitions import build_definitions
+    from greenstream_dagster.settings import load_settings
+
+    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", "2030-01-01")
+    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path))
+    job = build_definitions(load_settings()).resolve_job_def("ingest_partition_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, tags={"dagster/partition": "2024-04-16"},
+                                        raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["raw_readings"]
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    error = failures[0].event_specific_data.error.to_string()
+    assert error == ("GREENSTREAM_PARTITIONS_START: partition 2024-04-16 is before the partitions' start "
+                     "GREENSTREAM_PARTITIONS_START=2030-01-01; set GREENSTREAM_PARTITIONS_START to 2024-04-16 "
+                     "or earlier to process it")

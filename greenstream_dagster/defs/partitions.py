@@ -13,6 +13,7 @@ from datetime import date
 
 import dagster as dg
 
+from greenstream_dagster.defs.one_line import OneLineFailure
 from greenstream_dagster.rules.partition_days import PARTITIONS_START_SETTING, partition_problem
 
 
@@ -24,5 +25,5 @@ def day_of_partition(key: str, start: date) -> date:
     """The partition's day, or a one-line Failure naming the setting (no retry: it cannot get better)."""
     problem = partition_problem(key, start)
     if problem is not None:
-        raise dg.Failure(description=f"{PARTITIONS_START_SETTING}: {problem}", allow_retries=False)
+        raise OneLineFailure(f"{PARTITIONS_START_SETTING}: {problem}")
     return date.fromisoformat(key)

@@ -15,10 +15,9 @@ import adbc_driver_manager
 import botocore.exceptions
 import dagster as dg
 import psycopg
-from dagster._core.errors import DagsterUserCodeProcessError  # see OneLineRetry
-from dagster._utils.error import SerializableErrorInfo
 
 from greenstream_dagster.defs.metadata import Stopwatch
+from greenstream_dagster.defs.one_line import OneLineRetry
 from greenstream_dagster.services.service_faults import fault_reason, storage_fault
 from greenstream_dagster.settings import load_settings
 
@@ -48,7 +47,7 @@ def retry_storage_faults(context):
     """Turn a storage fault into a Dagster retry with the spec's backoff.
 
     A retry is one line of the run's log: the step, the attempt, the wait and the cause
-    in the words of the settings check (`OneLineRetry`). The driver's traceback is kept
+    in the words of the settings check (defs/one_line.py). The driver's traceback is kept
     once, in the metadata of the last failure.
     """
     try:
@@ -60,26 +59,6 @@ def retry_storage_faults(context):
         wait = backoff_seconds(retry)
         line = f"{_step(context)}attempt {retry + 1} failed, retry {retry + 1} of {MAX_RETRIES} in {wait} s: {_cause(error)}"
         raise OneLineRetry(line, max_retries=MAX_RETRIES, seconds_to_wait=wait) from None
-
-
-class OneLineRetry(dg.RetryRequested, DagsterUserCodeProcessError):
-    """A RetryRequested whose error, in the run's log and the UI, is the one line that says why.
-
-    Dagster writes each STEP_UP_FOR_RETRY event with the error of the RetryRequested:
-    its stack (thirty lines of framework frames) and any chained cause (the driver's
-    traceback, a hundred more), so a 25-second outage left about 420 lines to say
-    "the database was down, retried, then it worked". Dagster serializes a
-    DagsterUserCodeProcessError as the error info it carries (the way errors of another
-    process are shown), so this one carries only the line. Pinned Dagster
-    (test_storage_faults.py shows the log of a real outage).
-    """
-
-    def __init__(self, line: str, *, max_retries: int, seconds_to_wait: float):
-        Exception.__init__(self, line)  # both bases' __init__ chain into each other's: set their fields here
-        self.max_retries = max_retries
-        self.seconds_to_wait = seconds_to_wait
-        self.user_code_process_error_infos = [
-            SerializableErrorInfo(message=line, stack=[], cls_name=type(self).__name__)]
 
 
 def _cause(error: Exception) -> str:
