@@ -172,8 +172,14 @@ def test_operational_outages_during_a_load_retry_or_dead_letter_and_replay_throu
     assert len(retries) == 3
     assert outage > 2 * SHORT_OUTAGE_SECONDS - 10  # the attempts spanned well over 25 s before giving up
 
-    letters = deployment.wait_for("the dead letter", lambda: list_open_dead_letters(deployment.database_url,
-                                                                                   kind="partition"))
+    # One dead letter per step that gave up (the load, and any fleet step that met the outage too),
+    # recorded one after the other by dead_letter_sensor: wait for all of them.
+    failed_steps = {e.step_key for e in deployment.instance.all_logs(run.run_id)
+                    if e.dagster_event_type == dg.DagsterEventType.STEP_FAILURE}
+    assert "meter_readings" in failed_steps
+    letters = deployment.wait_for("the dead letters", lambda: (
+        found := list_open_dead_letters(deployment.database_url, kind="partition")) and
+        {d.asset_key for d in found} >= failed_steps and found)
     assert {(d.partition_date, d.run_id) for d in letters} == {(SECOND_DAY, run.run_id)}
 
     launched = subprocess.run(
