@@ -36,7 +36,6 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
-
 from bench_rules import read_day  # this folder: the day's local files read as the platform reads them
 
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")

@@ -32,7 +32,6 @@ from greenstream_dagster.storage.s3 import s3_client
 from greenstream_dagster.upload_command import upload_folder
 
 
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("dev", help="run the whole platform locally: services, sample data, Dagster UI",
                                    description=__doc__)

@@ -1,10 +1,9 @@
 """Shared fixtures: the real embedded S3 and PostgreSQL servers, started once per session."""
 
+import pytest  # noqa: E402
+
 from greenstream_dagster_tests.fixtures_postgres import *  # noqa: F401,F403
 from greenstream_dagster_tests.fixtures_s3 import *  # noqa: F401,F403
-
-
-import pytest  # noqa: E402
 
 # A test that needs one of these fixtures starts (or shares) a real server: marked `services`,
 # so `make test-fast` can leave it out. Tests that start servers of their own say so with
@@ -23,3 +22,17 @@ def runs_of_a_day_unspaced(monkeypatch):
     """Tests run a day again right after a run of it; the production spacing of the sensor's
     runs (GREENSTREAM_DAY_RUN_SPACING_SECONDS) would hold those back. Its own tests set it."""
     monkeypatch.setenv("GREENSTREAM_DAY_RUN_SPACING_SECONDS", "0")
+
+
+@pytest.fixture
+def point_platform(s3_env, database_url, monkeypatch, tmp_path):
+    """Point the platform's settings at this test's bucket and database, with partitions from
+    `start` (and any further settings given); the embedded servers' data goes under tmp_path."""
+
+    def configure(start, **settings: str) -> None:
+        for name, value in {**s3_env, "GREENSTREAM_DATABASE_URL": database_url,
+                            "GREENSTREAM_PARTITIONS_START": start.isoformat(),
+                            "GREENSTREAM_DATA_DIR": str(tmp_path / "data"), **settings}.items():
+            monkeypatch.setenv(name, value)
+
+    return configure

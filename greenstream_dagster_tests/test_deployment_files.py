@@ -7,8 +7,8 @@ and the instance files are validated by Dagster's own instance schema.
 from __future__ import annotations
 
 import functools
-import json
 import importlib
+import json
 import posixpath
 import re
 import shlex

@@ -18,9 +18,9 @@ import dagster as dg
 import pytest
 
 from greenstream_dagster import cli
+from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.generator.config import GeneratorConfig
 from greenstream_dagster.generator.generation import generate
-from greenstream_dagster.definitions import build_definitions
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import lake
@@ -99,12 +99,8 @@ def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 @pytest.fixture
-def platform(s3_env, database_url, monkeypatch, tmp_path):
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", START.isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+def platform(point_platform, s3_env, database_url, monkeypatch, tmp_path):
+    point_platform(START)
     with dg.instance_for_test() as instance:
         yield Platform(s3_env["GREENSTREAM_BUCKET"], database_url, instance)
 

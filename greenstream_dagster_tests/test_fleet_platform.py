@@ -60,12 +60,8 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(s3_env, database_url, monkeypatch, tmp_path, sample, s3_client):
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", DAYS[0].isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+def fleet(point_platform, s3_env, database_url, monkeypatch, tmp_path, sample, s3_client):
+    point_platform(DAYS[0])
     monkeypatch.setenv("GREENSTREAM_SILENT_WARN_SHARE", str(WARN_SHARE))
     upload_folder(s3_client, s3_env["GREENSTREAM_BUCKET"], sample[1] / "raw-data")
     with dg.instance_for_test() as instance:

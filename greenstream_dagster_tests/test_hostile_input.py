@@ -33,13 +33,9 @@ def corpus():
 
 
 @pytest.fixture
-def ingested(corpus, s3_env, s3_client, database_url, monkeypatch, tmp_path):
+def ingested(point_platform, corpus, s3_env, s3_client, database_url, monkeypatch, tmp_path):
     """The whole corpus in one date folder, ingested by one run of the sensor's job."""
-    for name, value in {**s3_env, **LIMITS}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", DAY.isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+    point_platform(DAY, **LIMITS)
     bucket = s3_env["GREENSTREAM_BUCKET"]
     for kind in corpus:
         put_object(s3_client, bucket, kind.key, kind.data)

@@ -252,13 +252,9 @@ START = datetime.now(timezone.utc).date() - timedelta(days=1)  # inside the sens
 
 
 @pytest.fixture
-def ingested(s3_env, database_url, s3_client, monkeypatch, tmp_path):
+def ingested(point_platform, s3_env, database_url, s3_client, monkeypatch, tmp_path):
     """One generated day uploaded, the sensor evaluated and its run executed, as the daemon would."""
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", START.isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+    point_platform(START)
     rules = RulesConfig(partitions_start=START)
     manifest = generate(GeneratorConfig(out=tmp_path / "sample", meters=20, days=1, start=START, seed=5,
                                         revisions=2, duplicates=1, quarantine_rows=1, validation_rows=1, rules=rules))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import uuid
 from contextlib import contextmanager
+
 import dagster as dg
 import psycopg
 import pytest

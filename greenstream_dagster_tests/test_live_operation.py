@@ -29,9 +29,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from greenstream_dagster.instance.run_queue import DAY_TAG
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.instance.run_queue import DAY_TAG
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.storage import lake
 from greenstream_dagster.storage.landing import put_object

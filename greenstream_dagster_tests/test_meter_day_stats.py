@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenstream_dagster.rules.meter_day_stats import meter_day_stats, merge_window
+from greenstream_dagster.rules.meter_day_stats import merge_window, meter_day_stats
 
 START = datetime(2024, 4, 9, tzinfo=timezone.utc)
 

@@ -67,12 +67,8 @@ def sample(tmp_path):
 
 
 @pytest.fixture
-def platform(s3_env, database_url, monkeypatch, tmp_path):
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", START.isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+def platform(point_platform, s3_env, database_url, monkeypatch, tmp_path):
+    point_platform(START)
     with dg.instance_for_test() as instance:
         yield Platform(s3_env["GREENSTREAM_BUCKET"], database_url, instance)
 

@@ -20,8 +20,8 @@ from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.settings import load_settings
-from greenstream_dagster.storage.landing import DEAD_LETTER_PREFIX
 from greenstream_dagster.storage.lake import LAKE_PREFIX
+from greenstream_dagster.storage.landing import DEAD_LETTER_PREFIX
 from greenstream_dagster.storage.operational.adbc_connections import close_idle
 from greenstream_dagster.upload_command import upload_folder
 
@@ -33,13 +33,9 @@ LAKE_TABLES = ("readings", "meter_daily", "silent_meters", "estimated")  # every
 
 
 @pytest.fixture
-def loaded(s3_env, s3_client, database_url, monkeypatch, tmp_path):
+def loaded(point_platform, s3_env, s3_client, database_url, monkeypatch, tmp_path):
     """Three generated days (bad files and rows of every kind) uploaded and materialized once."""
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("GREENSTREAM_DATABASE_URL", database_url)
-    monkeypatch.setenv("GREENSTREAM_PARTITIONS_START", START.isoformat())
-    monkeypatch.setenv("GREENSTREAM_DATA_DIR", str(tmp_path / "data"))
+    point_platform(START)
     config = with_preset(
         GeneratorConfig(out=tmp_path / "sample", meters=60, days=len(DAYS), start=START, seed=23,
                         rules=RulesConfig(partitions_start=START)),

@@ -26,6 +26,7 @@ from greenstream_dagster.generator.bad_rows import (
     validation_issue,
 )
 from greenstream_dagster.generator.config import GeneratorConfig, GeneratorError
+from greenstream_dagster.generator.fleet_oracle import expect_fleet
 from greenstream_dagster.generator.layout import (
     QUIRKS,
     FileLayout,
@@ -42,7 +43,6 @@ from greenstream_dagster.generator.load_profile import (
     day_shapes,
     rng_for,
 )
-from greenstream_dagster.generator.fleet_oracle import expect_fleet
 from greenstream_dagster.generator.manifest import (
     DELIVERY_NOTE,
     FORMAT_VERSION,
@@ -52,12 +52,12 @@ from greenstream_dagster.generator.manifest import (
     FileEntry,
     FormatQuirk,
     GapFault,
-    ShortGapFault,
     IgnoredKey,
     Manifest,
     PartitionExpectation,
     QuarantinedRow,
     Revision,
+    ShortGapFault,
     SilenceFault,
     SilentMeter,
     SpikeFault,

@@ -19,7 +19,6 @@ import polars as pl
 import psycopg
 
 from greenstream_dagster.asset_names import RAW, SCORED
-from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.journey import runs
 from greenstream_dagster.journey.content_id import content_id, record_id_text
 from greenstream_dagster.journey.facts import (
@@ -46,6 +45,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.interval_key import delivery_rank
 from greenstream_dagster.rules.landing_key import IgnoredKey, parse_landing_key
 from greenstream_dagster.rules.placement import with_placement
+from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.operational import queries
 from greenstream_dagster.storage.operational.partitions import list_day_partitions

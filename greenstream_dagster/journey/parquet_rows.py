@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+
 class _S3Object(io.RawIOBase):
     """A seekable, read-only file over one S3 object: every read is a ranged GET."""
 

@@ -12,6 +12,7 @@ import polars as pl
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.fault_window import FaultWindow
 
+
 def missing_rate(window: FaultWindow) -> pl.Expr:
     """From a meter's merged window statistics: `missing_rate_7d`.
 

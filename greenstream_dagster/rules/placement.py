@@ -16,7 +16,6 @@ from greenstream_dagster.rules.schemas import METER_ID_PATTERN
 from greenstream_dagster.rules.timestamps import with_parsed_timestamp
 
 
-
 def with_placement(rows: pl.LazyFrame, partition_date: date) -> pl.LazyFrame:
     """Add `reading_ts` (UTC, null when invalid) and `reason` (null for placeable rows)."""
     reading_ts = pl.col("reading_ts")

@@ -19,7 +19,7 @@ from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.erratic_spike import is_spike, spike_threshold
 from greenstream_dagster.rules.estimation import short_gap_estimates
 from greenstream_dagster.rules.fault_window import fault_window
-from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS, meter_day_stats, merge_window
+from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS, merge_window, meter_day_stats
 from greenstream_dagster.rules.quality_score import quality_grade, quality_score
 from greenstream_dagster.rules.reading_order import READING_ORDER
 from greenstream_dagster.rules.schemas import SCORED_COLUMNS

@@ -19,6 +19,7 @@ later process that resolves the same settings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import botocore.exceptions
 import psycopg
 

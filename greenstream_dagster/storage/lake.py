@@ -41,6 +41,7 @@ from boto3.s3.transfer import TransferConfig
 from greenstream_dagster.rules.reading_order import sorted_by
 from greenstream_dagster.rules.schemas import ESTIMATE_COLUMNS, LAKE_READING_COLUMNS, METER_DAILY_COLUMNS
 from greenstream_dagster.rules.silent_meters import SILENT_COLUMNS
+from greenstream_dagster.storage.s3 import head_metadata
 
 LAKE_PREFIX = "analytics/"
 PART_NAME = "part-0.parquet"
@@ -125,23 +126,13 @@ def write_lake_day(client, bucket: str, table: str, day: date, frame: pl.DataFra
     data = to_parquet(table, day, frame)
     key = lake_day_key(table, day)
     digest = hashlib.sha256(data).hexdigest()
-    unchanged = _stored_digest(client, bucket, key) == digest
+    unchanged = (head_metadata(client, bucket, key) or {}).get(CONTENT_DIGEST) == digest
     if not unchanged:
         client.upload_fileobj(io.BytesIO(data), bucket, key, Config=_TRANSFER,
                               ExtraArgs={"ContentType": "application/vnd.apache.parquet",
                                          "Metadata": {CONTENT_DIGEST: digest}})
     _delete_strays(client, bucket, lake_day_prefix(table, day), keep=key)
     return LakeWrite(key=key, bytes=len(data), rows=frame.height, rewritten=not unchanged)
-
-
-def _stored_digest(client, bucket: str, key: str) -> str | None:
-    """The SHA-256 the day's object was written with (None: no object, or one written without)."""
-    try:
-        return client.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(CONTENT_DIGEST)
-    except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
 
 
 def read_lake_day(client, bucket: str, table: str, day: date) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, timezone
 
 from greenstream_dagster.rules.landing_key import LandingObject, date_folder
+from greenstream_dagster.storage.s3 import head_metadata
 
 DEAD_LETTER_PREFIX = "dead-letter/"
 _METADATA_LIMIT = 1800  # S3 caps user metadata at 2 KB per object, names included
@@ -68,7 +69,7 @@ def dead_letter_object(client, bucket: str, key: str, reason: str) -> str:
     source_etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     metadata = {"source-key": source_key, "source-etag": source_etag}
     metadata["reason"] = _header_safe(reason, _METADATA_LIMIT - len(source_key) - len(source_etag))
-    if _stored_metadata(client, bucket, target) == metadata:
+    if head_metadata(client, bucket, target) == metadata:
         return target  # this very copy is there already: an identical re-run rewrites nothing
     # The managed copy switches to a multipart copy above 5 GB, where copy_object stops.
     client.copy(
@@ -78,15 +79,6 @@ def dead_letter_object(client, bucket: str, key: str, reason: str) -> str:
         ExtraArgs={"MetadataDirective": "REPLACE", "Metadata": metadata},
     )
     return target
-
-
-def _stored_metadata(client, bucket: str, key: str) -> dict | None:
-    try:
-        return client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
-    except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
 
 
 def dead_letter_reason(client, bucket: str, dead_key: str) -> str | None:

@@ -11,9 +11,8 @@ retry policy on top (SPEC §6).
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from datetime import datetime, timezone
+from typing import Protocol
 
 import boto3
 import botocore.loaders
@@ -106,3 +105,13 @@ def s3_client(location: S3Location, **options):
         location.aws_region,
         **options,
     )
+
+
+def head_metadata(client, bucket: str, key: str) -> dict[str, str] | None:
+    """The object's user metadata (x-amz-meta-*), or None when there is no such object."""
+    try:
+        return client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise

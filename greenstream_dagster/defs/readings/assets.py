@@ -13,13 +13,6 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
-from greenstream_dagster.storage.delta_staging import (
-    score_day,
-    stage_scored,
-    stage_standardized,
-    standardize_day,
-    window_versions,
-)
 from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
 from greenstream_dagster.defs.partitions import day_of_partition
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
@@ -32,11 +25,18 @@ from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import LandingPartition, read_landing_partition
 from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
-from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.reading_order import duplicate_keys
+from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
 from greenstream_dagster.settings import load_settings
 from greenstream_dagster.storage import landing, staging
+from greenstream_dagster.storage.delta_staging import (
+    score_day,
+    stage_scored,
+    stage_standardized,
+    standardize_day,
+    window_versions,
+)
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
 
 DEAD_LETTER_SAMPLES = 5

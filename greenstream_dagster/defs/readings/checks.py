@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from greenstream_dagster.defs.policies import retry_storage_faults, with_its_asset
 from greenstream_dagster.asset_names import SCORED
+from greenstream_dagster.defs.policies import retry_storage_faults, with_its_asset
 from greenstream_dagster.defs.readings.assets import partition_day
 from greenstream_dagster.defs.resources import RulesResource, S3Resource
 from greenstream_dagster.rules.fault_summary import FAULTS, summarize_fault

@@ -7,9 +7,9 @@ import uuid
 import dagster as dg
 import polars as pl
 
+from greenstream_dagster.asset_names import LAKE_METER_DAILY, LAKE_READINGS, LOAD, RAW, SCORED, STANDARDIZED
 from greenstream_dagster.defs.metadata import grade_metadata
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
-from greenstream_dagster.asset_names import LAKE_METER_DAILY, LAKE_READINGS, LOAD, RAW, SCORED, STANDARDIZED
 from greenstream_dagster.defs.readings.assets import partition_day, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
