@@ -59,6 +59,10 @@ _IPV4 = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 # retention beyond a century is a typo, and either overflows date arithmetic long before int does.
 MAX_LOOKBACK_DAYS = 366
 MAX_RETENTION_DAYS = 36500
+MAX_SHARDS = 4096
+# Dagster's executors a run's steps can be placed by (SPEC §10): one process, processes on
+# this machine, a container per step (the compose stack), a Kubernetes job per step.
+EXECUTORS = ("in_process", "multiprocess", "docker", "k8s")
 
 
 def _text(env: dict, name: str, default: str | None = None) -> str | None:
@@ -198,6 +202,11 @@ class Settings:
     day_run_spacing_seconds: int = 70  # at most one sensor run of a day per this many seconds
     silent_warn_share: float = 0.01  # §3a: WARN when more of the known fleet is silent
     freshness_hours: float = 2.0  # §3a: the landing zone is stale after this long without a new object
+    # §10 scale-out: a day is split by meter into shards; 0 shards: as many as the fleet needs.
+    shards: int = 0
+    meters_per_shard: int = 50_000
+    executor: str = "in_process"  # where a run's steps (a day's shards among them) run, see EXECUTORS
+    max_concurrent_steps: int = 2  # at once within one run (multiprocess, docker, k8s)
     rules: RulesConfig = RulesConfig()
     reading_limits: ReadingLimits = ReadingLimits()
 
@@ -260,9 +269,21 @@ def load_settings(env: dict | None = None) -> Settings:
         day_run_spacing_seconds=_count(env, "GREENSTREAM_DAY_RUN_SPACING_SECONDS", 70, minimum=0, maximum=86400),
         silent_warn_share=_number(env, "GREENSTREAM_SILENT_WARN_SHARE", 0.01, minimum=0, maximum=1),
         freshness_hours=_number(env, "GREENSTREAM_FRESHNESS_HOURS", 2.0, above=0, maximum=24 * 366),
+        shards=_count(env, "GREENSTREAM_SHARDS", 0, minimum=0, maximum=MAX_SHARDS),
+        meters_per_shard=_count(env, "GREENSTREAM_METERS_PER_SHARD", 50_000, minimum=1, maximum=10_000_000),
+        executor=_choice(env, "GREENSTREAM_EXECUTOR", EXECUTORS),
+        max_concurrent_steps=_count(env, "GREENSTREAM_MAX_CONCURRENT_STEPS", 2, minimum=1, maximum=1024),
         rules=rules,
         reading_limits=_reading_limits(env),
     )
+
+
+def _choice(env: dict, name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    value = _text(env, name, choices[0]).lower()
+    if value not in choices:
+        raise ConfigurationError(name, f"expected one of {', '.join(choices)}, got {_shown(value)}")
+    return value
 
 
 def _reading_limits(env: dict) -> ReadingLimits:

@@ -88,6 +88,12 @@ SETTINGS_KINDS = [
     ("database URL without host", {"GREENSTREAM_DATABASE_URL": "postgresql:///greenstream"}, "GREENSTREAM_DATABASE_URL"),
     ("database URL port not a number", {"GREENSTREAM_DATABASE_URL": "postgresql://u:pw@h:port/db"},
      "GREENSTREAM_DATABASE_URL"),
+    ("shards negative", {"GREENSTREAM_SHARDS": "-1"}, "GREENSTREAM_SHARDS"),
+    ("shards beyond the limit", {"GREENSTREAM_SHARDS": "100000"}, "GREENSTREAM_SHARDS"),
+    ("meters per shard zero", {"GREENSTREAM_METERS_PER_SHARD": "0"}, "GREENSTREAM_METERS_PER_SHARD"),
+    ("meters per shard as a decimal", {"GREENSTREAM_METERS_PER_SHARD": "5e4"}, "GREENSTREAM_METERS_PER_SHARD"),
+    ("executor unknown", {"GREENSTREAM_EXECUTOR": "ray-cluster"}, "GREENSTREAM_EXECUTOR"),
+    ("concurrent steps zero", {"GREENSTREAM_MAX_CONCURRENT_STEPS": "0"}, "GREENSTREAM_MAX_CONCURRENT_STEPS"),
 ]
 
 
