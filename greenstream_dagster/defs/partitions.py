@@ -27,3 +27,11 @@ def day_of_partition(key: str, start: date) -> date:
     if problem is not None:
         raise OneLineFailure(f"{PARTITIONS_START_SETTING}: {problem}")
     return date.fromisoformat(key)
+
+
+def partition_day(context) -> date:
+    """The run's day; a day outside the partitions (however the run was launched) fails in one
+    line naming GREENSTREAM_PARTITIONS_START."""
+    from greenstream_dagster.settings import load_settings
+
+    return day_of_partition(context.partition_key, load_settings().partitions_start)

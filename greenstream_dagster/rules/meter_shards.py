@@ -21,6 +21,7 @@ meter: it is quarantined on its own (§2), and such rows go to shard 0.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -50,6 +51,16 @@ def meter_shard(shards: int, meter_id: pl.Expr | None = None) -> pl.Expr:
     return pl.when(placeable).then(mixed % shards).otherwise(0).cast(pl.UInt32)
 
 
+def route(rows: pl.DataFrame, shards: int) -> dict[int, pl.DataFrame]:
+    """Every shard's rows (an empty frame for a shard without any), in their order within each shard."""
+    if shards == 1:
+        return {0: rows}
+    parts = rows.with_columns(meter_shard(shards).alias("_shard")).partition_by(
+        "_shard", as_dict=True, include_key=False, maintain_order=True)
+    empty = rows.clear()
+    return {k: parts.get((k,), empty) for k in range(shards)}
+
+
 def _splitmix64(x: pl.Expr) -> pl.Expr:
     """SplitMix64's finalizer (Steele, Lea, Flood 2014): every input bit moves every output bit."""
     x = x ^ _shifted_right(x, 30)
@@ -62,3 +73,36 @@ def _splitmix64(x: pl.Expr) -> pl.Expr:
 def _shifted_right(x: pl.Expr, bits: int) -> pl.Expr:
     return x // pl.lit(1 << bits, dtype=pl.UInt64)  # an unsigned shift (Polars has no >> on expressions)
 
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of a day split into `count`: the meters whose meter_shard is `index`."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} of {self.count} does not exist")
+
+    @property
+    def meters(self) -> pl.Expr:
+        """True on the rows of this shard's meters."""
+        return meter_shard(self.count) == self.index
+
+    @property
+    def whole_day(self) -> bool:
+        return self.count == 1
+
+    @property
+    def label(self) -> str:
+        """A name for the shard's steps and metadata: shard_0003_of_0016."""
+        return f"shard_{self.index:04d}_of_{self.count:04d}"
+
+
+WHOLE_DAY = Shard(0, 1)
+
+
+def day_shards(count: int) -> list[Shard]:
+    return [Shard(k, count) for k in range(count)]

@@ -25,6 +25,13 @@ of the frame: then the frame is written whole and the layer removed. A layer
 whose base is not the one it was written on (a whole write cut short between
 the two objects) makes the frame read as never staged, so its next writer
 builds it whole again.
+
+A day split into meter shards (SPEC §10) stages each shard's frames apart, under
+`…/date=D/shards=N/shard=K/<name>.parquet`, and then, once every shard is staged,
+its **layout** `…/date=D/shards.parquet` (the shard count). A day read as a whole
+follows the layout: the shards' frames put together in meter order. A day without
+a layout is one shard, staged at the paths above (a fleet of one shard, and every
+day staged before shards existed).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from datetime import date
 
 import polars as pl
 
+from greenstream_dagster.rules.meter_shards import Shard
 from greenstream_dagster.rules.reading_order import in_order, merge_disjoint
 
 STAGING_PREFIX = "staging/"
@@ -232,12 +240,65 @@ def _etag(client, bucket: str, key: str) -> str | None:
         return None
 
 
+LAYOUT = "shards"
+
+
+def shard_frame(name: str, shard: Shard) -> str:
+    """The name under which a shard's frame is staged (a one-shard day's is the frame's own)."""
+    return name if shard.whole_day else f"shards={shard.count}/shard={shard.index:04d}/{name}"
+
+
+def write_layout(client, bucket: str, asset: str, day: date, shards: int) -> None:
+    """Staged last, after every shard's frames: until then readers take the previous layout's."""
+    if shards == 1 and _etag(client, bucket, staging_key(asset, day, LAYOUT)) is None:
+        return  # a one-shard day without a layout reads the same: nothing to write
+    write_frame(client, bucket, asset, day, LAYOUT, pl.DataFrame({"shards": [shards]}, schema={"shards": pl.UInt32}))
+
+
+def layout(client, bucket: str, asset: str, day: date) -> int:
+    """The shard count the asset's day was staged with (1 when it has no layout)."""
+    frame = read_frame(client, bucket, asset, day, LAYOUT)
+    return 1 if frame is None or frame.height == 0 else int(frame["shards"][0])
+
+
+def read_shard_frame(client, bucket: str, asset: str, day: date, name: str, shard: Shard,
+                     columns: list[str] | None = None) -> pl.DataFrame | None:
+    """The shard's rows of the asset's day frame: its own frame when the day was staged with the
+    same shard count, else the rows of its meters from the day as staged (a count that changed)."""
+    if layout(client, bucket, asset, day) == shard.count:
+        return read_frame(client, bucket, asset, day, shard_frame(name, shard), columns=columns)
+    if shard.whole_day:
+        return read_frame(client, bucket, asset, day, name, columns=columns)
+    return read_frame(client, bucket, asset, day, name, columns=columns, where=shard.meters)
+
+
 def read_frame(
     client, bucket: str, asset: str, day: date, name: str, columns: list[str] | None = None,
     where: pl.Expr | None = None,
 ) -> pl.DataFrame | None:
     """The frame, or None when it was never staged; `where` keeps only the matching rows, which
-    are then all a large frame costs in memory (the filter runs while the Parquet is decoded)."""
+    are then all a large frame costs in memory (the filter runs while the Parquet is decoded).
+    A day-level name (no shard in it) of a day staged in shards reads every shard's frame."""
+    if "/" not in name and name != LAYOUT:
+        shards = layout(client, bucket, asset, day)
+        if shards > 1:
+            return _across_shards(client, bucket, asset, day, name, shards, columns, where)
+    return _read_one(client, bucket, asset, day, name, columns, where)
+
+
+def _across_shards(client, bucket, asset, day, name, shards, columns, where) -> pl.DataFrame | None:
+    """The shards' frames together, in meter order (each shard's is in its own order, which the
+    stable sort keeps within a meter); None when a shard's is missing."""
+    parts = [_read_one(client, bucket, asset, day, shard_frame(name, Shard(k, shards)), columns, where)
+             for k in range(shards)]
+    if any(part is None for part in parts):
+        return None
+    frame = pl.concat(parts, how="vertical")
+    return frame.sort("meter_id", maintain_order=True) if "meter_id" in frame.columns else frame
+
+
+def _read_one(client, bucket: str, asset: str, day: date, name: str, columns: list[str] | None,
+              where: pl.Expr | None) -> pl.DataFrame | None:
     key, on_top = staging_key(asset, day, name), layer_key(asset, day, name)
     kept = _written.get(bucket, key)
     if kept is not None:

@@ -6,6 +6,7 @@ another left off. Steps that touch storage retry with the spec's backoff.
 """
 
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -13,18 +14,20 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
-from greenstream_dagster.defs.metadata import grade_metadata, quarantine_metadata
-from greenstream_dagster.defs.partitions import day_of_partition
+from greenstream_dagster.defs.metadata import GRADE_COUNTS, grade_counts, grade_metadata_of, quarantine_metadata
+from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
+from greenstream_dagster.defs.readings.sharded import ShardedAsset, build_sharded_asset, redone, summed, timing
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.bounded_text import bounded, for_log
 from greenstream_dagster.rules.empty_day import empty_day_frames
-from greenstream_dagster.rules.estimation import summarize_estimation
+from greenstream_dagster.rules.estimation import EstimationSummary, summarize_estimation
 from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import LandingPartition, read_landing_partition
 from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
+from greenstream_dagster.rules.meter_shards import Shard, day_shards, route, shard_count
 from greenstream_dagster.rules.reading_order import duplicate_keys
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
@@ -41,12 +44,6 @@ from greenstream_dagster.storage.operational.dead_letters import record_dead_let
 
 DEAD_LETTER_SAMPLES = 5
 ESTIMATION = "estimation"  # the per-partition check of SPEC §3b
-
-
-def partition_day(context) -> date:
-    """The run's day; a day outside the partitions (however the run was launched) fails in one
-    line naming GREENSTREAM_PARTITIONS_START."""
-    return day_of_partition(context.partition_key, load_settings().partitions_start)
 
 
 def read_upstream(context, client, bucket: str, asset: str, day: date, name: str) -> pl.DataFrame:
@@ -109,10 +106,15 @@ def _accepts_removal(context, config: RawReadingsConfig) -> bool:
 
 
 def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int = 7) -> list[dg.AssetsDefinition]:
+    return [_raw_asset(partitions), build_sharded_asset(_standardized(partitions), one_day(partitions)),
+            build_sharded_asset(_scored(partitions, window_days), one_day(partitions))]
+
+
+def _raw_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name=RAW, **one_day(partitions), group_name="readings", kinds={"s3", "polars"},
-        description="Every CSV row of the partition day's landing files, as text with its source object and line. "
-        "Unreadable files go whole to the dead letter store.",
+        description="Every CSV row of the partition day's landing files, as text with its source object and line, "
+        "routed to its meter's shard. Unreadable files go whole to the dead letter store.",
     )
     def raw_readings(
         context, config: RawReadingsConfig, s3: S3Resource, operational: OperationalStoreResource
@@ -140,12 +142,11 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
                 context.log.warning(f"ignored key {for_log(reason, 500)}")
             dead_letters = partition.dead_letters
             with watch.stage("write"):
-                # The rows before the files that name what they hold: cut short in between, the
-                # next read finds older files and reads again what they do not list.
-                staging.write_frame(client, bucket, RAW, day, "rows", partition.rows, change=reuse_change)
+                shards = _stage_rows_by_shard(client, bucket, day, partition.rows, reuse_change)
                 staging.write_frame(client, bucket, RAW, day, "files", _file_frame(partition.files, dead_letters, limits))
         return dg.MaterializeResult(metadata={
             "rows": partition.rows.height,
+            "shards": shards,
             "files": len(partition.files),
             "files_parsed": len(reuse.to_read),  # new or changed since the day's previous read
             "files_reused": len(reuse.reused),  # unchanged since the previous read: not fetched nor parsed again
@@ -159,95 +160,163 @@ def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int =
             **watch.metadata(partition.rows.height),
         })
 
-    @dg.asset(
-        name=STANDARDIZED, **one_day(partitions), group_name="readings", kinds={"polars"},
-        deps=[RAW],
-        check_specs=[dg.AssetCheckSpec("standardized_schema", asset=STANDARDIZED, blocking=True, partitions_def=partitions)],
-        description="One winning reading per (meter_id, reading_ts), in kW, enriched; the quarantine and revisions beside it.",
-    )
-    def standardized_readings(context, s3: S3Resource, rules: RulesResource) -> dg.MaterializeResult:
+    return raw_readings
+
+
+def _stage_rows_by_shard(client, bucket: str, day: date, rows: pl.DataFrame, change: staging.Change | None) -> int:
+    """Each shard's rows (all rows of an interval key go to one shard: the shard is a function of
+    the meter), then the day's layout, then (by the caller) the files that name what the rows hold:
+    cut short in between, the next read finds older files and reads again what they do not list."""
+    settings = load_settings()
+    count = shard_count(rows["meter_id"].n_unique() if rows.height else 0, settings.meters_per_shard, settings.shards)
+    routed = route(rows, count)
+    routed_change = route(change.rows, count) if change is not None else None
+    for shard in day_shards(count):
+        shard_change = None if change is None else staging.Change(change.column, change.replaced, routed_change[shard.index])
+        staging.write_frame(client, bucket, RAW, day, staging.shard_frame("rows", shard), routed[shard.index],
+                            change=shard_change)
+    staging.write_layout(client, bucket, RAW, day, count)
+    return count
+
+
+def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
+    def shard_step(context, shard: Shard, s3: S3Resource, rules: RulesResource) -> dict:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                rows = read_upstream(context, client, bucket, RAW, day, "rows")
+                rows = _read_shard_upstream(context, client, bucket, RAW, day, "rows", shard)
             with watch.stage("standardize"):
-                redone = standardize_day(client, bucket, day, rows, rules.config())
+                redone = standardize_day(client, bucket, day, rows, rules.config(), shard)
                 result = redone.result
             with watch.stage("write_and_check"):
-                check = stage_standardized(client, bucket, day, redone, lambda frames, changes, readings: _stage_checked(
-                    client, bucket, STANDARDIZED, day, frames, changes, readings, StandardizedSchema, "standardized_schema"))
-        return dg.MaterializeResult(
-            metadata={
-                "rows": rows.height,
-                **_redone_metadata(redone, result.meter_stats.height),
-                "readings": result.readings.height,
-                "quarantined": result.rejected.height,
-                "revisions": result.revisions.height,
-                "revised_readings": int(result.readings["revised"].sum()),
-                "invalid_value": int(result.readings["validation_errors"].list.contains("INVALID_VALUE").sum()),
-                "unit_not_allowed": int(result.readings["validation_errors"].list.contains("UNIT_NOT_ALLOWED").sum()),
-                "out_of_range": int(result.readings["out_of_range"].sum()),
-                **quarantine_metadata(result.rejected),
-                **watch.metadata(rows.height),
-            },
-            check_results=[check],
-        )
+                check = stage_standardized(client, bucket, day, redone, _shard_writer(
+                    client, bucket, STANDARDIZED, day, shard, StandardizedSchema, "standardized_schema"), shard)
+        readings, errors = result.readings, result.readings["validation_errors"]
+        return {
+            "shard": [shard.index, shard.count], "rows": rows.height, "meters": result.meter_stats.height,
+            "touched_meters": redone.touched_meters if redone.touched_meters is not None or redone.unchanged else None,
+            "readings": readings.height, "quarantined": result.rejected.height, "revisions": result.revisions.height,
+            "revised_readings": int(readings["revised"].sum()),
+            "invalid_value": int(errors.list.contains("INVALID_VALUE").sum()),
+            "unit_not_allowed": int(errors.list.contains("UNIT_NOT_ALLOWED").sum()),
+            "out_of_range": int(readings["out_of_range"].sum()),
+            **quarantine_metadata(result.rejected), **_check_summary(check), "timing": watch.metadata(rows.height),
+        }
 
-    @dg.asset(
-        name=SCORED, **one_day(partitions), group_name="readings", kinds={"polars"},
-        deps=[dg.AssetDep(STANDARDIZED, partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True))],
-        check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,
-                                      automation_condition=with_its_asset()),
-                     dg.AssetCheckSpec(ESTIMATION, asset=SCORED, partitions_def=partitions,
-                                       description="Short gaps estimated (SPEC §3b): estimated slots, meters with "
-                                       "estimates and the share of the meters' slots still missing.")],
-        automation_condition=late_data_propagates(),
-        description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
-        "faults judged over the 7-day window D-6..D.",
+    def day_result(summaries: list[dict]) -> tuple[dict, list]:
+        counts = ["rows", "readings", "quarantined", "revisions", "revised_readings", "invalid_value",
+                  "unit_not_allowed", "out_of_range", *(k for k in summaries[0] if k.startswith("quarantined_"))]
+        day = summed(summaries, counts)
+        return ({**day, **redone(summaries), **timing(summaries, day["rows"])},
+                [_day_check(summaries, STANDARDIZED, "standardized_schema")])
+
+    return ShardedAsset(
+        name=STANDARDIZED, verb="standardize", upstream=dg.AssetIn(RAW, dagster_type=dg.Nothing),
+        shard_step=shard_step, day_result=day_result, layout_of=RAW, kinds={"polars"},
+        check_specs=[dg.AssetCheckSpec("standardized_schema", asset=STANDARDIZED, blocking=True, partitions_def=partitions)],
+        description="One winning reading per (meter_id, reading_ts), in kW, enriched; the quarantine and revisions "
+        "beside it. Computed per meter shard.",
     )
-    def scored_readings(context, s3: S3Resource, rules: RulesResource) -> dg.MaterializeResult:
+
+
+def _scored(partitions: dg.PartitionsDefinition, window_days: int) -> ShardedAsset:
+    def shard_step(context, shard: Shard, s3: S3Resource, rules: RulesResource) -> dict:
         day = partition_day(context)
         config = rules.config()
         window = fault_window(day, config)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
-                versions = window_versions(client, bucket, [*history_days, day])
-                readings = read_upstream(context, client, bucket, STANDARDIZED, day, "readings")
-                day_stats = read_upstream(context, client, bucket, STANDARDIZED, day, "meter_stats")  # for §3b's check
-                history = {d: staging.read_frame(client, bucket, STANDARDIZED, d, "meter_stats",
-                                                 columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
+                versions = window_versions(client, bucket, [*history_days, day], shard)
+                readings = _read_shard_upstream(context, client, bucket, STANDARDIZED, day, "readings", shard)
+                day_stats = _read_shard_upstream(context, client, bucket, STANDARDIZED, day, "meter_stats", shard)
+                history = {d: staging.read_shard_frame(client, bucket, STANDARDIZED, d, "meter_stats", shard,
+                                                       columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
                 present = [frame for frame in history.values() if frame is not None]
             with watch.stage("score"):
-                redone, basis = score_day(client, bucket, day, readings, history, config, versions)
+                redone, basis = score_day(client, bucket, day, readings, history, config, versions, shard)
                 scored = redone.result
             with watch.stage("write_and_check"):
-                check = stage_scored(client, bucket, day, redone, basis, lambda frames, changes, readings: _stage_checked(
-                    client, bucket, SCORED, day, frames, changes, readings, ScoredSchema, "scored_schema"))
-        meters = scored.meters
-        estimation = summarize_estimation(scored.estimates, day_stats)
-        return dg.MaterializeResult(
-            metadata={
-                "readings": scored.readings.height,
-                "meters": meters.height,
-                "window_days": window.days,
-                "window_days_with_data": len(present) + 1,
-                **_redone_metadata(redone, meters.height),
-                "stuck_meters": int(meters["stuck"].sum()),
-                "spike_readings": int(scored.readings["is_spike"].sum()),
-                "gap_meters": int(meters["gap"].sum()),
-                "reliable_meters": int(meters["reliable"].sum()),
-                **grade_metadata(scored.readings),
-                "estimated_slots": estimation.estimated_slots,
-                "meters_with_estimates": estimation.meters_with_estimates,
-                **watch.metadata(scored.readings.height),
-            },
-            check_results=[check, _estimation_check(estimation, config.max_estimate_slots)],
-        )
+                check = stage_scored(client, bucket, day, redone, basis, _shard_writer(
+                    client, bucket, SCORED, day, shard, ScoredSchema, "scored_schema"), shard)
+        meters, estimation = scored.meters, summarize_estimation(scored.estimates, day_stats)
+        return {
+            "shard": [shard.index, shard.count], "readings": scored.readings.height, "meters": meters.height,
+            "touched_meters": redone.touched_meters if redone.touched_meters is not None or redone.unchanged else None,
+            "window_days": window.days, "window_days_with_data": len(present) + 1,
+            "stuck_meters": int(meters["stuck"].sum()), "spike_readings": int(scored.readings["is_spike"].sum()),
+            "gap_meters": int(meters["gap"].sum()), "reliable_meters": int(meters["reliable"].sum()),
+            **grade_counts(scored.readings), **dataclasses.asdict(estimation), **_check_summary(check),
+            "max_estimate_slots": config.max_estimate_slots, "timing": watch.metadata(scored.readings.height),
+        }
 
-    return [raw_readings, standardized_readings, scored_readings]
+    def day_result(summaries: list[dict]) -> tuple[dict, list]:
+        counts = ["readings", "meters", "stuck_meters", "spike_readings", "gap_meters", "reliable_meters",
+                  *GRADE_COUNTS, "estimated_slots", "meters_with_estimates"]
+        day = summed(summaries, counts)
+        estimation = EstimationSummary(**summed(summaries, [f.name for f in dataclasses.fields(EstimationSummary)]))
+        metadata = {
+            "readings": day["readings"], "meters": day["meters"],
+            "window_days": summaries[0]["window_days"],
+            "window_days_with_data": min(s["window_days_with_data"] for s in summaries),
+            **redone(summaries),
+            **{k: day[k] for k in ("stuck_meters", "spike_readings", "gap_meters", "reliable_meters")},
+            **grade_metadata_of(summed(summaries, list(GRADE_COUNTS))),
+            "estimated_slots": day["estimated_slots"], "meters_with_estimates": day["meters_with_estimates"],
+            **timing(summaries, day["readings"]),
+        }
+        return metadata, [_day_check(summaries, SCORED, "scored_schema"),
+                          _estimation_check(estimation, summaries[0]["max_estimate_slots"])]
+
+    return ShardedAsset(
+        name=SCORED, verb="score", layout_of=STANDARDIZED, shard_step=shard_step, day_result=day_result,
+        upstream=dg.AssetIn(STANDARDIZED, dagster_type=dg.Nothing, partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True)),
+        check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,
+                                       automation_condition=with_its_asset()),
+                     dg.AssetCheckSpec(ESTIMATION, asset=SCORED, partitions_def=partitions,
+                                       description="Short gaps estimated (SPEC §3b): estimated slots, meters with "
+                                       "estimates and the share of the meters' slots still missing.")],
+        automation_condition=late_data_propagates(), kinds={"polars"},
+        description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
+        "faults judged over the 7-day window D-6..D. Computed per meter shard.",
+    )
+
+
+def _read_shard_upstream(context, client, bucket: str, asset: str, day: date, name: str, shard: Shard) -> pl.DataFrame:
+    """The shard's part of an upstream day frame; an empty day when that day was never
+    materialized (see read_upstream)."""
+    frame = staging.read_shard_frame(client, bucket, asset, day, name, shard)
+    if frame is None:
+        context.log.warning(f"{asset} {day} has not been materialized: read as an empty day")
+        return empty_day_frames(day)[(asset, name)]
+    return frame
+
+
+def _shard_writer(client, bucket: str, asset: str, day: date, shard: Shard, schema, check_name: str):
+    """Stages a shard's frames under its own names while its readings are validated."""
+    def write(frames, changes, readings):
+        named = {staging.shard_frame(name, shard): frame for name, frame in frames.items()}
+        changed = {staging.shard_frame(name, shard): change for name, change in changes.items()}
+        return _stage_checked(client, bucket, asset, day, named, changed, readings, schema, check_name)
+    return write
+
+
+def _check_summary(check: dg.AssetCheckResult) -> dict:
+    return {"check_passed": check.passed, "check_rows": check.metadata["rows"].value,
+            "check_failures": check.metadata["failures"].value if "failures" in check.metadata else None}
+
+
+def _day_check(summaries: list[dict], asset: str, name: str) -> dg.AssetCheckResult:
+    """The schema check of the whole day: it passes when every shard's frames passed (an interval
+    key never spans two shards, so one reading per key holds for the day as it does per shard)."""
+    failures = [f"{s['shard'][0]} of {s['shard'][1]}: {s['check_failures']}" if len(summaries) > 1 else s["check_failures"]
+                for s in summaries if not s["check_passed"]]
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=name, passed=not failures,
+        metadata={"rows": sum(s["check_rows"] for s in summaries), **({"failures": "\n".join(failures)} if failures else {})},
+    )
 
 
 def _estimation_check(summary, max_estimate_slots: int) -> dg.AssetCheckResult:
@@ -297,13 +366,6 @@ def _read_changed_objects(client, bucket: str, day: date, objects, previous_file
     partition = LandingPartition(rows=rows, files=[*reuse.reused, *fresh.files],
                                  dead_letters=fresh.dead_letters, ignored=fresh.ignored)
     return partition, reuse, change
-
-
-def _redone_metadata(redone, meters: int) -> dict:
-    """How much of the day a run redid: every meter, or only those a change touched."""
-    whole = redone.touched_meters is None
-    return {"meters_redone": meters if whole else redone.touched_meters,
-            "redone": "whole day" if whole else "changed meters only"}
 
 
 def _file_frame(files, dead_letters, limits) -> pl.DataFrame:
