@@ -29,9 +29,10 @@ test-fast: $(STAMP) lint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check greenstream_dagster greenstream_dagster_tests benchmarks scripts
+	$(VENV)/bin/mypy greenstream_dagster/rules
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_rules.py
 
 clean:
-	rm -rf $(VENV) .greenstream .pytest_cache .hypothesis
+	rm -rf $(VENV) .greenstream .pytest_cache .hypothesis .mypy_cache

@@ -35,7 +35,7 @@ def escaped(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
-def _escape(match: re.Match) -> str:
+def _escape(match: re.Match[str]) -> str:
     char = match.group()
     if char in _NAMED:
         return _NAMED[char]

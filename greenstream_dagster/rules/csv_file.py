@@ -32,6 +32,7 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
+from collections.abc import Iterator
 from datetime import datetime
 
 import numpy as np
@@ -39,7 +40,7 @@ import polars as pl
 
 from greenstream_dagster.rules.bounded_text import bounded, cut_marker, for_log
 from greenstream_dagster.rules.reading_limits import MIB, ReadingLimits
-from greenstream_dagster.rules.schemas import RAW_ROW_COLUMNS
+from greenstream_dagster.rules.schemas import RAW_ROW_COLUMNS, Columns
 
 REQUIRED_COLUMNS = ("meter_id", "timestamp", "value", "unit")
 _BOM = b"\xef\xbb\xbf"
@@ -49,7 +50,7 @@ _SEGMENT = 4 * MIB  # text split into lines at a time
 _SIMPLE_QUOTED = r'^(?:"[^",]*"|[^",]*)(?:,(?:"[^",]*"|[^",]*))*$'
 _LINE_ENDS = re.compile(rb"[\r\n]+")
 _QUOTED_FIELD = re.compile(r'"((?:[^"]++|"")*+)"([^,]*)')
-_SEGMENT_SCHEMA = {
+_SEGMENT_SCHEMA: Columns = {
     "source_line": pl.Int64, "line_count": pl.Int64, "raw_line": pl.Utf8,
     "malformed": pl.Boolean, "fields": pl.List(pl.Utf8),
 }
@@ -77,6 +78,7 @@ def landing_text(data: bytes, gzipped: bool, limits: ReadingLimits = ReadingLimi
     """The object's decompressed bytes, checked (as `checked_size`), and where the text starts
     (after the BOM). Decompressed into one buffer of the checked size: never two copies."""
     size = checked_size(data, gzipped, limits)
+    text: bytes | bytearray
     if gzipped:
         text, filled = bytearray(size), 0
         for chunk in _decompressed(data, gzipped, limits.max_object_bytes):
@@ -87,7 +89,7 @@ def landing_text(data: bytes, gzipped: bool, limits: ReadingLimits = ReadingLimi
     return text, len(_BOM) if text.startswith(_BOM) else 0
 
 
-def _decompressed(data: bytes, gzipped: bool, limit: int):
+def _decompressed(data: bytes, gzipped: bool, limit: int) -> Iterator[bytes]:
     """Chunks of the decompressed object, never more than `limit` + one chunk in all."""
     if not gzipped:
         for start in range(0, len(data), _CHUNK):
@@ -226,7 +228,7 @@ def _before_blank_run(text: bytes | bytearray, position: int, end: int) -> int:
     return min(cuts) if cuts else end
 
 
-def _blank_run_end(text: bytes, position: int) -> int:
+def _blank_run_end(text: bytes | bytearray, position: int) -> int:
     """End of the blank lines (LF or CRLF and nothing else) starting at `position`, or `position`."""
     run = _LINE_ENDS.match(text, position)
     if run is None:
@@ -285,6 +287,8 @@ def _segment(
         (pl.col("text").str.contains('"', literal=True) & ~pl.col("too_long")).alias("has_quote"),
     )
     count = lines.height
+    spans: dict[int, int]  # of _quoted_records: {first line: last line} of multi-line records
+    unclosed: set[int]
     spans, unclosed, stop = {}, set(), count
     quoted = np.flatnonzero(lines["has_quote"].to_numpy())
     if quoted.size:
@@ -355,7 +359,9 @@ def _bounded_expr(text: pl.Expr, limit: int) -> pl.Expr:
     ).otherwise(text)
 
 
-def _quoted_records(texts, indices, ends, limit, last, may_stop_at_start):
+def _quoted_records(
+    texts: list[str], indices: list[int], ends: np.ndarray, limit: int, last: bool, may_stop_at_start: bool,
+) -> tuple[dict[int, int], set[int], int]:
     """Walk the lines holding a quote and find the quoted records that span lines.
 
     Returns ({first line: last line} of multi-line records, first lines of records

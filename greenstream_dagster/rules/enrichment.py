@@ -7,6 +7,8 @@ Mar–May SPRING, Jun–Aug SUMMER, Sep–Nov AUTUMN — swapped in the south.
 
 from __future__ import annotations
 
+from datetime import time
+
 import polars as pl
 
 from greenstream_dagster.rules.config import RulesConfig
@@ -16,7 +18,7 @@ _NORTH_SEASONS = {12: "WINTER", 1: "WINTER", 2: "WINTER", 3: "SPRING", 4: "SPRIN
 _SOUTH = {"WINTER": "SUMMER", "SUMMER": "WINTER", "SPRING": "AUTUMN", "AUTUMN": "SPRING"}
 
 
-def _seconds(t) -> int:
+def _seconds(t: time) -> int:
     return t.hour * 3600 + t.minute * 60 + t.second
 
 

@@ -82,7 +82,7 @@ def short_gap_estimates(readings: pl.DataFrame | pl.LazyFrame, day: date, max_es
         )
         .select(list(ESTIMATE_COLUMNS))
         .sort("meter_id", "slot_ts")
-        .cast(ESTIMATE_COLUMNS)
+        .cast(pl.Schema(ESTIMATE_COLUMNS))
     )
 
 

@@ -13,7 +13,7 @@ beside the files being read; a file larger than the whole budget is read alone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,7 +48,7 @@ class ByteBudget:
         self._changed = threading.Condition()
 
     @contextmanager
-    def claim(self, size: int):
+    def claim(self, size: int) -> Iterator[None]:
         size = min(size, self.capacity)
         with self._changed:
             self._changed.wait_for(lambda: self.held + size <= self.capacity)
@@ -79,7 +79,7 @@ def read_landing_partition(
         wanted.append((obj, key.gzip))
     budget = ByteBudget(limits.read_budget_bytes)
 
-    def read(item):
+    def read(item: tuple[LandingObject, bool]) -> tuple[LandingObject, pl.DataFrame | None, str | None]:
         obj, gzipped = item
         try:
             if not gzipped and obj.size > limits.max_object_bytes:

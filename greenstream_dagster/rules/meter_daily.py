@@ -45,4 +45,4 @@ def meter_daily(scored_readings: pl.DataFrame, meters: pl.DataFrame, day: date,
         .sort("meter_id")
         .collect()
     )
-    return daily.cast(METER_DAILY_COLUMNS)
+    return daily.cast(pl.Schema(METER_DAILY_COLUMNS))

@@ -10,13 +10,18 @@ stable in floating point (no sum of squares minus square of sums).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from greenstream_dagster.rules.usable import is_usable
 
+if TYPE_CHECKING:  # the alias only: these columns are typed like the contracts', without importing them
+    from greenstream_dagster.rules.schemas import Columns
+
 SLOT_SECONDS = 15 * 60
 
-METER_DAY_STATS_COLUMNS: dict[str, pl.DataType] = {
+METER_DAY_STATS_COLUMNS: Columns = {
     "meter_id": pl.Utf8,
     "partition_date": pl.Date,
     "usable_n": pl.UInt32,
@@ -42,7 +47,7 @@ def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("reading_ts").max().alias("last_reading_ts"),
         )
         .with_columns(pl.col("usable_m2").fill_null(0.0))
-        .cast(METER_DAY_STATS_COLUMNS)
+        .cast(pl.Schema(METER_DAY_STATS_COLUMNS))
     )
 
 

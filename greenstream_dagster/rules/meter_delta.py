@@ -101,9 +101,9 @@ def merge_standardized(previous: Standardized, redone: Standardized, touched: pl
     )
     return Standardized(
         readings=pl.concat([previous.readings.filter(keep), redone.readings]),
-        rejected=pl.concat([rejected, redone.rejected]).sort("source_key", "source_line").cast(REJECTED_COLUMNS),
+        rejected=pl.concat([rejected, redone.rejected]).sort("source_key", "source_line").cast(pl.Schema(REJECTED_COLUMNS)),
         revisions=pl.concat([previous.revisions.filter(keep), redone.revisions])
-        .sort("meter_id", "reading_ts", "record_id").cast(REVISION_COLUMNS),
+        .sort("meter_id", "reading_ts", "record_id").cast(pl.Schema(REVISION_COLUMNS)),
         meter_stats=pl.concat([previous.meter_stats.filter(keep), redone.meter_stats]).sort("meter_id"),
     )
 

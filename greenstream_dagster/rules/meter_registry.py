@@ -12,16 +12,20 @@ moves `last_seen` back: the merge keeps the latest of the stored and the new day
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-PRESENCE_COLUMNS: dict[str, pl.DataType] = {
+if TYPE_CHECKING:  # the alias only: these columns are typed like the contracts', without importing them
+    from greenstream_dagster.rules.schemas import Columns
+
+PRESENCE_COLUMNS: Columns = {
     "meter_id": pl.Utf8,
     "partition_date": pl.Date,
     "last_reading_ts": pl.Datetime("us", "UTC"),
 }
 
-REGISTRY_COLUMNS: dict[str, pl.DataType] = {
+REGISTRY_COLUMNS: Columns = {
     "meter_id": pl.Utf8,
     "first_seen": pl.Date,
     "last_seen": pl.Date,
@@ -40,7 +44,7 @@ def day_presence(meter_stats: pl.DataFrame, day: date) -> pl.DataFrame:
         .with_columns(pl.lit(day).alias("partition_date"))
         .select(list(PRESENCE_COLUMNS))
         .collect()
-        .cast(PRESENCE_COLUMNS)
+        .cast(pl.Schema(PRESENCE_COLUMNS))
     )
 
 
@@ -55,7 +59,7 @@ def registry_from_presence(presence: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("partition_date").n_unique().alias("days_seen"),
         )
         .select(list(REGISTRY_COLUMNS))
-        .cast(REGISTRY_COLUMNS)
+        .cast(pl.Schema(REGISTRY_COLUMNS))
     )
 
 
@@ -84,7 +88,7 @@ def merge_day(registry: pl.DataFrame, before: pl.DataFrame, after: pl.DataFrame,
             (pl.col("days_seen").fill_null(0) + pl.when(pl.col("_before")).then(0).otherwise(1)).alias("days_seen"),
         )
         .collect()
-        .cast(REGISTRY_COLUMNS)
+        .cast(pl.Schema(REGISTRY_COLUMNS))
     )
 
 

@@ -7,9 +7,14 @@ C 60–74, F below 60.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from greenstream_dagster.rules.usable import within_range
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 POINTS_PRESENT = 40
 POINTS_VALID = 30
@@ -31,7 +36,7 @@ def quality_score() -> pl.Expr:
 
 
 def quality_grade(score: pl.Expr) -> pl.Expr:
-    grade = pl.when(score >= GRADE_FLOORS[0][1]).then(pl.lit(GRADE_FLOORS[0][0]))
+    grade: Then | ChainedThen = pl.when(score >= GRADE_FLOORS[0][1]).then(pl.lit(GRADE_FLOORS[0][0]))
     for letter, floor in GRADE_FLOORS[1:]:
         grade = grade.when(score >= floor).then(pl.lit(letter))
     return grade.otherwise(pl.lit("F"))

@@ -6,8 +6,18 @@ tables and the lake files are all derived from or checked against them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeAlias
+
 import pandera.polars as pa
 import polars as pl
+
+# A column's dtype as the contracts write it: a class (pl.Utf8) or an instance (pl.Datetime("us", "UTC")).
+ColumnDtype: TypeAlias = pl.DataType | type[pl.DataType]
+# A frame's columns, name → dtype, in order. Frames are cast to them as `frame.cast(pl.Schema(columns))`:
+# Polars types `cast`'s mapping with an invariant key type (str | selector | dtype), which refuses any
+# `Mapping[str, ...]` (pola-rs/polars#14468); a pl.Schema is the typed way, cast the same.
+Columns: TypeAlias = Mapping[str, ColumnDtype]
 
 UTC_TIMESTAMP = pl.Datetime("us", "UTC")
 
@@ -25,7 +35,7 @@ SEASONS = ("WINTER", "SPRING", "SUMMER", "AUTUMN")
 GRADES = ("A", "B", "C", "F")
 
 # Rows of a landing file as text, with their provenance (output of csv_file).
-RAW_ROW_COLUMNS: dict[str, pl.DataType] = {
+RAW_ROW_COLUMNS: Columns = {
     "source_key": pl.Utf8,
     "source_modified_at": UTC_TIMESTAMP,
     "source_line": pl.Int64,
@@ -41,7 +51,7 @@ RAW_ROW_COLUMNS: dict[str, pl.DataType] = {
 # One winning reading per interval key of the partition day. Its record_id is not carried:
 # it is derived from meter_id, reading_ts and value_raw where it is stored (PostgreSQL), and
 # 4.8 million 64-character hashes would be most of every staged frame and of the memory.
-STANDARDIZED_COLUMNS: dict[str, pl.DataType] = {
+STANDARDIZED_COLUMNS: Columns = {
     "meter_id": pl.Utf8,
     "reading_ts": UTC_TIMESTAMP,
     "partition_date": pl.Date,
@@ -58,7 +68,7 @@ STANDARDIZED_COLUMNS: dict[str, pl.DataType] = {
 }
 
 # Scored readings: the columns of PostgreSQL meter_readings except record_id and loaded_at.
-SCORED_COLUMNS: dict[str, pl.DataType] = {
+SCORED_COLUMNS: Columns = {
     **STANDARDIZED_COLUMNS,
     "is_spike": pl.Boolean,
     "meter_stuck": pl.Boolean,
@@ -75,14 +85,14 @@ METER_READING_COLUMN_ORDER = (
 )
 SCORED_COLUMNS = {name: SCORED_COLUMNS[name] for name in METER_READING_COLUMN_ORDER if name != "record_id"}
 # What the load writes to meter_readings: record_id is added from the scored columns.
-METER_READING_COLUMNS: dict[str, pl.DataType] = {
+METER_READING_COLUMNS: Columns = {
     name: pl.Utf8 if name == "record_id" else SCORED_COLUMNS[name] for name in METER_READING_COLUMN_ORDER
 }
 
 # Lake readings have no record_id either: it is derivable and would outweigh the rest (SPEC §8).
-LAKE_READING_COLUMNS: dict[str, pl.DataType] = dict(SCORED_COLUMNS)
+LAKE_READING_COLUMNS: Columns = dict(SCORED_COLUMNS)
 
-REJECTED_COLUMNS: dict[str, pl.DataType] = {
+REJECTED_COLUMNS: Columns = {
     "partition_date": pl.Date,
     "source_key": pl.Utf8,
     "source_line": pl.Int64,
@@ -91,7 +101,7 @@ REJECTED_COLUMNS: dict[str, pl.DataType] = {
 }
 
 # Audit of superseded readings: one row per distinct losing record_id of a key.
-REVISION_COLUMNS: dict[str, pl.DataType] = {
+REVISION_COLUMNS: Columns = {
     "partition_date": pl.Date,
     "meter_id": pl.Utf8,
     "reading_ts": UTC_TIMESTAMP,
@@ -105,7 +115,7 @@ REVISION_COLUMNS: dict[str, pl.DataType] = {
 
 # SPEC §3b: one estimated slot of a short gap run, apart from the readings (PostgreSQL
 # estimated_readings adds estimated_at; the lake analytics/estimated/ is exactly these).
-ESTIMATE_COLUMNS: dict[str, pl.DataType] = {
+ESTIMATE_COLUMNS: Columns = {
     "partition_date": pl.Date,
     "meter_id": pl.Utf8,
     "slot_ts": UTC_TIMESTAMP,
@@ -116,7 +126,7 @@ ESTIMATE_COLUMNS: dict[str, pl.DataType] = {
 }
 ESTIMATE_KEY = ("meter_id", "slot_ts")
 
-METER_DAILY_COLUMNS: dict[str, pl.DataType] = {
+METER_DAILY_COLUMNS: Columns = {
     "meter_id": pl.Utf8,
     "date": pl.Date,
     "readings": pl.UInt32,
@@ -144,7 +154,7 @@ METER_ID_PATTERN = r"^SM-[0-9]{1,12}$"  # SPEC §2: a placeable meter_id (case-s
 _NULLABLE = {"value_raw", "unit_raw", "value_kw", "variance_kw2", "max_kw", "mean_kw"}
 
 
-def _column(name: str, dtype: pl.DataType) -> pa.Column:
+def _column(name: str, dtype: ColumnDtype) -> pa.Column:
     checks = {
         "meter_id": pa.Check.str_matches(METER_ID_PATTERN),
         "tariff_period": pa.Check.isin(TARIFF_PERIODS),
@@ -158,7 +168,7 @@ def _column(name: str, dtype: pl.DataType) -> pa.Column:
     return pa.Column(dtype, checks=[check] if check else None, nullable=name in _NULLABLE)
 
 
-def _schema(name: str, columns: dict[str, pl.DataType], unique: list[str] | None = None) -> pa.DataFrameSchema:
+def _schema(name: str, columns: Columns, unique: list[str] | None = None) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {k: _column(k, v) for k, v in columns.items()}, name=name, strict=True, unique=unique
     )
@@ -172,5 +182,5 @@ ScoredSchema = _schema("scored_readings", SCORED_COLUMNS)
 MeterDailySchema = _schema("lake_meter_daily", METER_DAILY_COLUMNS, ["meter_id", "date"])
 
 
-def empty_frame(columns: dict[str, pl.DataType]) -> pl.DataFrame:
+def empty_frame(columns: Columns) -> pl.DataFrame:
     return pl.DataFrame(schema=columns)

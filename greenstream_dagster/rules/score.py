@@ -95,4 +95,4 @@ def score_partition(
     readings = unsorted.sort(list(READING_ORDER))  # once, for both stores (see reading_order.py)
     del unsorted
     estimates = short_gap_estimates(readings, partition_date, config.max_estimate_slots).collect()
-    return Scored(readings=readings.cast(SCORED_COLUMNS), meters=meters, estimates=estimates)
+    return Scored(readings=readings.cast(pl.Schema(SCORED_COLUMNS)), meters=meters, estimates=estimates)

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-SILENT_COLUMNS: dict[str, pl.DataType] = {
+if TYPE_CHECKING:  # the alias only: these columns are typed like the contracts', without importing them
+    from greenstream_dagster.rules.schemas import Columns
+
+SILENT_COLUMNS: Columns = {
     "partition_date": pl.Date,
     "meter_id": pl.Utf8,
     "last_seen": pl.Date,
@@ -59,7 +63,7 @@ def silent_meters(lookback: pl.LazyFrame, day_meters: pl.LazyFrame, day: date, l
         )
         .sort(["silent_days", "meter_id"], descending=[True, False])
         .collect()
-        .cast(SILENT_COLUMNS)
+        .cast(pl.Schema(SILENT_COLUMNS))
     )
 
 

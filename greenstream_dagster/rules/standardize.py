@@ -51,7 +51,7 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
     del placed  # the raw text of every row is needed only for the quarantine, now taken
     resolved = resolve_interval_keys(placeable.lazy())
     kw = pl.col("value_kw")
-    readings = (
+    readings_plan = (
         with_value_kw(resolved.winners, "value_raw", "unit_raw")
         .with_columns(
             tariff_period(pl.col("reading_ts"), config).alias("tariff_period"),
@@ -63,12 +63,12 @@ def standardize(rows: pl.DataFrame | pl.LazyFrame, partition_date: date, config:
         # and every consumer either aggregates or sorts for itself (the lake by meter and time).
         .select(list(STANDARDIZED_COLUMNS))
     )
-    revisions = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
-    readings, revisions = pl.collect_all([readings, revisions])
-    readings = readings.cast(STANDARDIZED_COLUMNS)
+    revisions_plan = resolved.revisions.select(list(REVISION_COLUMNS)).sort("meter_id", "reading_ts", "record_id")
+    readings, revisions = pl.collect_all([readings_plan, revisions_plan])
+    readings = readings.cast(pl.Schema(STANDARDIZED_COLUMNS))
     return Standardized(
         readings=readings,
         meter_stats=meter_day_stats(readings.lazy()).collect(),
-        rejected=rejected.cast(REJECTED_COLUMNS),
-        revisions=revisions.cast(REVISION_COLUMNS),
+        rejected=rejected.cast(pl.Schema(REJECTED_COLUMNS)),
+        revisions=revisions.cast(pl.Schema(REVISION_COLUMNS)),
     )

@@ -78,7 +78,7 @@ def with_parsed_timestamp(frame: pl.LazyFrame, text: str, target: str) -> pl.Laz
     )
 
 
-_TIMES_OF_DAY = None
+_TIMES_OF_DAY: pl.Series | None = None
 _MAX_TABLE_DAYS = 10_000
 
 
@@ -102,7 +102,8 @@ def timestamp_text(frame: pl.DataFrame, ts: str) -> pl.Series:
     # column convert every row); floor division keeps instants before 1970 on their day.
     seconds = column.dt.epoch("s")
     first_second, last_second = seconds.min(), seconds.max()
-    if first_second is None or (last_second - first_second) // 86_400 >= _MAX_TABLE_DAYS:
+    # Int64 bounds: ints, or None when the column has no non-null value.
+    if not isinstance(first_second, int) or not isinstance(last_second, int) or (last_second - first_second) // 86_400 >= _MAX_TABLE_DAYS:
         return column.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     first_day = first_second // 86_400
     epoch = date(1970, 1, 1).toordinal()
