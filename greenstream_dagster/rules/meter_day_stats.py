@@ -5,7 +5,9 @@ the count, mean and spread of usable kW and the number of slots with a reading.
 Each day's standardized partition keeps these (50,000 rows instead of 4.8
 million), and a window merges its days with Chan's parallel formula for the
 sum of squared deviations, which is exact in real arithmetic and numerically
-stable in floating point (no sum of squares minus square of sums).
+stable in floating point. A day's mean and sum of squared deviations come from
+exact integer sums (rules/values.py), so they do not depend on the order of the
+readings or on how a day was split into meter shards (SPEC §10).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from greenstream_dagster.rules.usable import is_usable
+from greenstream_dagster.rules.values import exact_mean, exact_squared_deviations
 
 if TYPE_CHECKING:  # the alias only: these columns are typed like the contracts', without importing them
     from greenstream_dagster.rules.schemas import Columns
@@ -39,9 +42,8 @@ def meter_day_stats(readings: pl.LazyFrame) -> pl.LazyFrame:
         readings.group_by("meter_id", "partition_date")
         .agg(
             usable_kw.len().alias("usable_n"),
-            usable_kw.mean().alias("usable_mean_kw"),
-            # Sum of squared deviations from the day's mean: var(ddof=0) × n.
-            (usable_kw.var(ddof=0) * usable_kw.len()).alias("usable_m2"),
+            exact_mean(usable_kw).alias("usable_mean_kw"),
+            exact_squared_deviations(usable_kw).alias("usable_m2"),
             (pl.col("reading_ts").dt.epoch("s") // SLOT_SECONDS).n_unique().alias("slots"),
             # For the meter registry (§3a); not part of the window's statistics.
             pl.col("reading_ts").max().alias("last_reading_ts"),

@@ -7,12 +7,13 @@ import polars as pl
 
 from greenstream_dagster.rules.config import RulesConfig
 from greenstream_dagster.rules.usable import is_usable
+from greenstream_dagster.rules.values import exact_variance
 
 
 def day_variance() -> list[pl.Expr]:
     """Aggregations over a meter's readings of day D: usable_readings and variance_kw2."""
     usable_kw = pl.col("value_kw").filter(is_usable())
-    return [usable_kw.len().alias("usable_readings"), usable_kw.var(ddof=1).alias("variance_kw2")]
+    return [usable_kw.len().alias("usable_readings"), exact_variance(usable_kw, ddof=1).alias("variance_kw2")]
 
 
 def is_stuck(config: RulesConfig) -> pl.Expr:

@@ -52,6 +52,31 @@ def exact_sum(kw: pl.Expr) -> pl.Expr:
     return (kw * scale).round().cast(pl.Int64).sum() / scale
 
 
+def _units(kw: pl.Expr) -> pl.Expr:
+    """kW as whole ten-thousandths (value_kw has DECIMALS places), wide enough for sums of squares."""
+    return (kw * 10**DECIMALS).round().cast(pl.Int128)
+
+
+def exact_mean(kw: pl.Expr) -> pl.Expr:
+    """Mean kW from the exact sum: the same bits in any order of the terms (see exact_sum)."""
+    return _units(kw).sum().cast(pl.Float64) / kw.count().cast(pl.Float64) / 10**DECIMALS
+
+
+def exact_squared_deviations(kw: pl.Expr) -> pl.Expr:
+    """Σ (kW − mean)², from exact integer sums: n·Σx² − (Σx)² is computed in whole units², without
+    rounding, so neither the order of the terms nor cancellation changes it; scaled back once."""
+    x = _units(kw)
+    n = x.count().cast(pl.Int128)
+    return (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / n.cast(pl.Float64) / 10 ** (2 * DECIMALS)
+
+
+def exact_variance(kw: pl.Expr, ddof: int = 1) -> pl.Expr:
+    """The variance (null with at most `ddof` values), from exact_squared_deviations: order-independent,
+    so a meter's statistics do not depend on how its readings were split or ordered."""
+    n = kw.count()
+    return pl.when(n > ddof).then(exact_squared_deviations(kw) / (n - ddof).cast(pl.Float64))
+
+
 def rounded_kw(kw: pl.Expr) -> pl.Expr:
     """A kW computed in floating point, rounded half to even to 4 places as value_kw is (§2);
     for values derived from readings (the estimates of §3b) as for values beyond 37 digits."""

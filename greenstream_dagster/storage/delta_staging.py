@@ -74,7 +74,7 @@ def standardize_day(client, bucket: str, day: date, rows: pl.DataFrame, config: 
                     shard: Shard = WHOLE_DAY) -> Redone:
     """The shard's standardized frames (`rows`: its raw rows), redoing only what changed."""
     basis = Basis.of(staging.read_frame(client, bucket, RAW, day, "files"), config)
-    previous_basis = staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame("basis", shard))
+    previous_basis = staging.read_frame(client, bucket, STANDARDIZED, day, "basis", shard=shard)
     changed = changed_keys(previous_basis, basis)
     previous = _read_standardized(client, bucket, day, shard) if changed is not None else None
     if previous is None:
@@ -149,7 +149,7 @@ def stage_scored(client, bucket: str, day: date, redone: Redone, basis: pl.DataF
 def _touched_since_scored(client, bucket: str, day: date, basis: pl.DataFrame, shard: Shard) -> pl.Series | None:
     """Meters to score again: none when nothing changed, the standardized delta's when exactly
     one incremental standardization came since; None when the day must be scored whole."""
-    previous = staging.read_frame(client, bucket, SCORED, day, staging.shard_frame("basis", shard))
+    previous = staging.read_frame(client, bucket, SCORED, day, "basis", shard=shard)
     if previous is None or previous["rules"][0] != basis["rules"][0]:
         return None
     before = dict(previous.select("day", "version").iter_rows())
@@ -160,10 +160,10 @@ def _touched_since_scored(client, bucket: str, day: date, basis: pl.DataFrame, s
         return None
     if before[day] == now[day]:
         return pl.Series("meter_id", [], dtype=pl.Utf8)
-    delta = staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame("delta", shard))
+    delta = staging.read_frame(client, bucket, STANDARDIZED, day, "delta", shard=shard)
     if delta is None or delta["based_on"][0] is None or delta["based_on"][0] != before[day]:
         return None
-    touched = staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame("touched", shard))
+    touched = staging.read_frame(client, bucket, STANDARDIZED, day, "touched", shard=shard)
     return None if touched is None else touched["meter_id"]
 
 
@@ -178,23 +178,23 @@ def _standardized_version(client, bucket: str, day: date, shard: Shard) -> str |
 
 
 def _shard_version(client, bucket: str, day: date, shard: Shard) -> str | None:
-    basis = staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame("basis", shard), columns=["version"])
+    basis = staging.read_frame(client, bucket, STANDARDIZED, day, "basis", columns=["version"], shard=shard)
     if basis is not None and basis.height:
         return basis["version"][0]
-    delta = staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame("delta", shard))
+    delta = staging.read_frame(client, bucket, STANDARDIZED, day, "delta", shard=shard)
     return delta["version"][0] if delta is not None else None
 
 
 def _read_standardized(client, bucket: str, day: date, shard: Shard) -> Standardized | None:
-    frames = {name: staging.read_frame(client, bucket, STANDARDIZED, day, staging.shard_frame(name, shard))
+    frames = {name: staging.read_frame(client, bucket, STANDARDIZED, day, name, shard=shard)
               for name in STANDARDIZED_FRAMES}
     return None if any(f is None for f in frames.values()) else Standardized(**frames)
 
 
 def _read_scored(client, bucket: str, day: date, where: pl.Expr | None, shard: Shard) -> Scored | None:
-    readings = staging.read_frame(client, bucket, SCORED, day, staging.shard_frame("readings", shard), where=where)
-    meters = staging.read_frame(client, bucket, SCORED, day, staging.shard_frame("meters", shard), where=where)
-    estimates = staging.read_frame(client, bucket, SCORED, day, staging.shard_frame("estimates", shard), where=where)
+    readings = staging.read_frame(client, bucket, SCORED, day, "readings", where=where, shard=shard)
+    meters = staging.read_frame(client, bucket, SCORED, day, "meters", where=where, shard=shard)
+    estimates = staging.read_frame(client, bucket, SCORED, day, "estimates", where=where, shard=shard)
     if readings is None or meters is None or estimates is None:  # no estimates: staged before §3b, redo whole
         return None
     return Scored(readings=readings, meters=meters, estimates=estimates)

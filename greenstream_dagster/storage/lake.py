@@ -100,7 +100,9 @@ def to_parquet(table: str, day: date, frame: pl.DataFrame) -> bytes:
     wrong_day = shaped.filter(pl.col(_DAY_COLUMN[table]).ne_missing(day)).height
     if wrong_day:
         raise ValueError(f"lake {table} {day}: {wrong_day} rows have a {_DAY_COLUMN[table]} other than {day}")
-    arrow = sorted_by(shaped, _SORT_KEYS[table]).to_arrow()
+    # In one chunk: the same rows give the same bytes however the frame was put together (a day
+    # read across meter shards comes in several chunks, and Arrow writes a row group per chunk).
+    arrow = sorted_by(shaped, _SORT_KEYS[table]).rechunk().to_arrow()
     delta = _DELTA_COLUMNS[table]
     buffer = io.BytesIO()
     pq.write_table(

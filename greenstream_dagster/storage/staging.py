@@ -241,6 +241,9 @@ def _etag(client, bucket: str, key: str) -> str | None:
 
 
 LAYOUT = "shards"
+# Frames of a whole day even when its readings are staged in shards: the layout, and the landing
+# files read (any file may hold rows of any shard).
+DAY_FRAMES = (LAYOUT, "files")
 
 
 def shard_frame(name: str, shard: Shard) -> str:
@@ -249,15 +252,20 @@ def shard_frame(name: str, shard: Shard) -> str:
 
 
 def write_layout(client, bucket: str, asset: str, day: date, shards: int) -> None:
-    """Staged last, after every shard's frames: until then readers take the previous layout's."""
-    if shards == 1 and _etag(client, bucket, staging_key(asset, day, LAYOUT)) is None:
-        return  # a one-shard day without a layout reads the same: nothing to write
+    """Staged last, after every shard's frames: until then readers take the previous layout's.
+    When the count changes, the previous layout's bases go (nothing is ever built on its frames
+    again, should the count come back)."""
+    previous = layout(client, bucket, asset, day)
+    if previous == shards:
+        return
     write_frame(client, bucket, asset, day, LAYOUT, pl.DataFrame({"shards": [shards]}, schema={"shards": pl.UInt32}))
+    for k in range(previous):
+        delete_frame(client, bucket, asset, day, shard_frame("basis", Shard(k, previous)))
 
 
 def layout(client, bucket: str, asset: str, day: date) -> int:
     """The shard count the asset's day was staged with (1 when it has no layout)."""
-    frame = read_frame(client, bucket, asset, day, LAYOUT)
+    frame = _read_one(client, bucket, asset, day, LAYOUT, None, None)
     return 1 if frame is None or frame.height == 0 else int(frame["shards"][0])
 
 
@@ -266,20 +274,22 @@ def read_shard_frame(client, bucket: str, asset: str, day: date, name: str, shar
     """The shard's rows of the asset's day frame: its own frame when the day was staged with the
     same shard count, else the rows of its meters from the day as staged (a count that changed)."""
     if layout(client, bucket, asset, day) == shard.count:
-        return read_frame(client, bucket, asset, day, shard_frame(name, shard), columns=columns)
-    if shard.whole_day:
-        return read_frame(client, bucket, asset, day, name, columns=columns)
-    return read_frame(client, bucket, asset, day, name, columns=columns, where=shard.meters)
+        return read_frame(client, bucket, asset, day, name, columns=columns, shard=shard)
+    return read_frame(client, bucket, asset, day, name, columns=columns,
+                      where=None if shard.whole_day else shard.meters)
 
 
 def read_frame(
     client, bucket: str, asset: str, day: date, name: str, columns: list[str] | None = None,
-    where: pl.Expr | None = None,
+    where: pl.Expr | None = None, shard: Shard | None = None,
 ) -> pl.DataFrame | None:
     """The frame, or None when it was never staged; `where` keeps only the matching rows, which
     are then all a large frame costs in memory (the filter runs while the Parquet is decoded).
-    A day-level name (no shard in it) of a day staged in shards reads every shard's frame."""
-    if "/" not in name and name != LAYOUT:
+    `shard`: that shard's own frame (as its step staged it). Without, the day's: of a day staged
+    in shards, every shard's frame together."""
+    if shard is not None:
+        return _read_one(client, bucket, asset, day, shard_frame(name, shard), columns, where)
+    if name not in DAY_FRAMES:
         shards = layout(client, bucket, asset, day)
         if shards > 1:
             return _across_shards(client, bucket, asset, day, name, shards, columns, where)

@@ -169,6 +169,8 @@ def _stage_rows_by_shard(client, bucket: str, day: date, rows: pl.DataFrame, cha
     cut short in between, the next read finds older files and reads again what they do not list."""
     settings = load_settings()
     count = shard_count(rows["meter_id"].n_unique() if rows.height else 0, settings.meters_per_shard, settings.shards)
+    if change is not None and staging.layout(client, bucket, RAW, day) != count:
+        change = None  # the change was made against the rows of another split: each shard's are written whole
     routed = route(rows, count)
     routed_change = route(change.rows, count) if change is not None else None
     for shard in day_shards(count):

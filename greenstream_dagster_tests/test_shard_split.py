@@ -1,0 +1,141 @@
+"""Results do not depend on the split (SPEC §10), through the platform as deployed.
+
+Three generated days (bad files and rows of every kind, revisions, short gaps) are
+ingested in one shard (twice: the second pass sees the registry the later passes
+see); then the shard count changes and every day is ingested
+again. The day is computed afresh in the new shards (their staged frames are
+new), yet PostgreSQL's counters show no row of any table written and S3's ETags
+show no lake object rewritten: the shards' results are the one shard's, to the
+byte. The day's checks (over all shards) and its counts agree too. A late file of
+one meter then lands: only its shard is redone, and going back to one shard
+again writes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
+from greenstream_dagster.definitions import build_definitions
+from greenstream_dagster.generator.config import GeneratorConfig, with_preset
+from greenstream_dagster.generator.generation import generate
+from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.meter_shards import Shard, meter_shard
+from greenstream_dagster.settings import load_settings
+from greenstream_dagster.storage import staging
+from greenstream_dagster.storage.landing import DEAD_LETTER_PREFIX
+from greenstream_dagster.upload_command import upload_folder
+from greenstream_dagster_tests.test_quiet_reruns import etags, lake_prefixes, settled_writes
+
+TODAY = datetime.now(timezone.utc).date()
+START = TODAY - timedelta(days=3)
+DAYS = [START + timedelta(days=k) for k in range(3)]
+INGEST_JOB = "ingest_partition_job"
+# Metadata that says how the work was done, not what came out of it.
+HOW = ("seconds_", "rows_per_second", "process_peak_rss_mb", "shards", "redone", "meters_redone",
+       "files_parsed", "files_reused", "readings_copied", "key", "lake_key", "estimated_key", "bytes",
+       "size_ratio_to_csv", "inserted", "updated", "unchanged", "deleted", "estimates_", "rows_changed",
+       "presence_rows_changed", "registry_rows_changed", "new_meters")
+
+
+def _outcome(result) -> tuple[dict, dict]:
+    """What a run computed: each check's verdict and numbers, each asset's counts."""
+    checks = {(str(e.asset_check_key.asset_key.to_user_string()), e.asset_check_key.name):
+              (e.passed, {k: v.value for k, v in e.metadata.items()}) for e in result.get_asset_check_evaluations()}
+    counts = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        counts[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items() if not k.startswith(HOW)}
+    return checks, counts
+
+
+def _differences(outcomes: dict, expected: dict) -> list:
+    """Each (day, asset or check, name) whose value differs from the expected run's."""
+    found = []
+    for day, (checks, counts) in outcomes.items():
+        for kind, got, want in (("check", checks, expected[day][0]), ("asset", counts, expected[day][1])):
+            for key in set(got) | set(want):
+                if got.get(key) != want.get(key):
+                    found.append((day.isoformat(), kind, key, got.get(key), want.get(key)))
+    return found
+
+
+@pytest.fixture
+def platform(point_platform, s3_env, s3_client, tmp_path):
+    point_platform(START, GREENSTREAM_SHARDS="1")
+    config = with_preset(
+        GeneratorConfig(out=tmp_path / "sample", meters=70, days=len(DAYS), start=START, seed=31,
+                        rules=RulesConfig(partitions_start=START)),
+        "default",
+    )
+    generate(config)
+    upload_folder(s3_client, s3_env["GREENSTREAM_BUCKET"], config.out / "raw-data")
+    with dg.instance_for_test() as instance:
+        yield build_definitions(load_settings()).resolve_job_def(INGEST_JOB), instance
+
+
+def _ingest(job, instance) -> dict:
+    outcomes = {}
+    for day in DAYS:
+        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance)
+        assert result.success
+        outcomes[day] = _outcome(result)
+    return outcomes
+
+
+def test_any_shard_count_gives_the_stores_and_checks_of_one_shard(platform, monkeypatch, database_url, s3_client,
+                                                                  s3_env):
+    job, instance = platform
+    bucket = s3_env["GREENSTREAM_BUCKET"]
+    _ingest(job, instance)
+    one_shard = _ingest(job, instance)  # as the later runs see the fleet: every day's meters registered
+    prefixes = [p for day in DAYS for p in lake_prefixes(day)] + [DEAD_LETTER_PREFIX]
+    objects = etags(s3_client, bucket, prefixes)
+    writes = settled_writes(database_url)
+
+    for count in (3, 7):
+        monkeypatch.setenv("GREENSTREAM_SHARDS", str(count))
+        sharded = _ingest(job, instance)
+        for day in DAYS:
+            for asset in (RAW, STANDARDIZED, SCORED):
+                assert staging.layout(s3_client, bucket, asset, day) == count
+        assert _differences(sharded, one_shard) == []
+        assert {k: v for k, v in settled_writes(database_url).items() if writes.get(k) != v} == {}
+        assert etags(s3_client, bucket, prefixes) == objects, count
+
+
+def test_a_late_file_of_one_meter_redoes_its_shard_only(platform, monkeypatch, database_url, s3_client, s3_env):
+    job, instance = platform
+    bucket = s3_env["GREENSTREAM_BUCKET"]
+    monkeypatch.setenv("GREENSTREAM_SHARDS", "4")
+    _ingest(job, instance)
+    day = DAYS[1]
+    readings = staging.read_frame(s3_client, bucket, SCORED, day, "readings", columns=["meter_id"])
+    meter = readings["meter_id"][0]
+    shard = Shard(int(readings.head(1).select(meter_shard(4)).item()), 4)
+    untouched = [Shard(k, 4) for k in range(4) if k != shard.index]
+    before = {s: etags(s3_client, bucket, [staging.staging_key(SCORED, day, staging.shard_frame("", s))[:-len(".parquet")]])
+              for s in untouched}
+    s3_client.put_object(Bucket=bucket, Key=f"raw-data/{day}/late/one-meter.csv",
+                         Body=f"meter_id,timestamp,value,unit\n{meter},{day}T12:07:00Z,1234,W\n".encode())
+
+    result = job.execute_in_process(partition_key=day.isoformat(), instance=instance)
+
+    assert result.success
+    steps = {e.step_key: e for e in result.get_asset_materialization_events()}
+    scored = next(e for k, e in steps.items() if k.startswith(SCORED)).step_materialization_data.materialization
+    assert scored.metadata["meters_redone"].value == 1
+    for other in untouched:  # their frames stayed as staged: nothing of theirs was redone
+        prefix = staging.staging_key(SCORED, day, staging.shard_frame("", other))[:-len(".parquet")]
+        assert etags(s3_client, bucket, [prefix]) == before[other]
+
+    writes = settled_writes(database_url)
+    monkeypatch.setenv("GREENSTREAM_SHARDS", "1")
+    back = job.execute_in_process(partition_key=day.isoformat(), instance=instance)
+    assert back.success
+    assert staging.layout(s3_client, bucket, SCORED, day) == 1
+    assert {k: v for k, v in settled_writes(database_url).items() if writes.get(k) != v} == {}
