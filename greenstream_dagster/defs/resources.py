@@ -12,13 +12,13 @@ and the launchpad use.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
-from datetime import date, time
 
 import dagster as dg
+import pydantic
 
 from greenstream_dagster.rules.config import RulesConfig, RulesConfigError
+from greenstream_dagster.rules.declared_settings import Refused, declared_settings
 from greenstream_dagster.services.runtime import ResolvedServices, resolve_services
 from greenstream_dagster.settings import ConfigurationError, Settings, load_settings
 from greenstream_dagster.storage.operational.migrate import apply_migrations
@@ -82,41 +82,22 @@ class OperationalStoreResource(dg.ConfigurableResource):
         return url
 
 
-_SPEC = RulesConfig()  # the spec's defaults live in RulesConfig alone
+_RUN_CONFIG = "resources.rules.config"  # where the launchpad holds RulesResource's fields
+# The launchpad's fields: every rule, and the settings marked per_run (the checks' WARN shares).
+PER_RUN = declared_settings(RulesConfig) + tuple(s for s in declared_settings(Settings) if s.per_run)
 
 
-class RulesResource(dg.ConfigurableResource):
+class _Rules(dg.ConfigurableResource):
     """Thresholds and windows of SPEC §2–4 and §3b, shown in the UI and overridable per run.
 
-    Dates and times are text here because run config is JSON.
+    Its fields are made from the declarations (PER_RUN); dates and times are text there
+    because run config is JSON.
     """
-
-    partitions_start: str = _SPEC.partitions_start.isoformat()
-    min_kw: float = _SPEC.min_kw
-    max_kw: float = _SPEC.max_kw
-    timezone: str = _SPEC.timezone
-    peak_start: str = _SPEC.peak_start.isoformat(timespec="minutes")
-    peak_end: str = _SPEC.peak_end.isoformat(timespec="minutes")
-    hemisphere: str = _SPEC.hemisphere
-    window_days: int = _SPEC.window_days
-    stuck_variance_kw2: float = _SPEC.stuck_variance_kw2
-    stuck_min_readings: int = _SPEC.stuck_min_readings
-    spike_sigmas: float = _SPEC.spike_sigmas
-    spike_min_readings: int = _SPEC.spike_min_readings
-    gap_max_missing_rate: float = _SPEC.gap_max_missing_rate
-    silent_lookback_days: int = _SPEC.silent_lookback_days
-    max_estimate_slots: int = _SPEC.max_estimate_slots  # §3b; 0 switches estimation off
-    check_warn_share: float = 0.05  # WARN when a fault hits more than this share of meters
-    silent_warn_share: float = 0.01  # WARN when more of the known fleet is silent (§3a)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RulesResource":
-        rules = settings.rules
-        values = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
-        values = {k: (v.isoformat(timespec="minutes") if isinstance(v, time) else v) for k, v in values.items()}
-        values["partitions_start"] = rules.partitions_start.isoformat()
-        return cls(**values, check_warn_share=settings.check_warn_share,
-                   silent_warn_share=settings.silent_warn_share)
+        return cls(**{s.field: s.launchpad_value(getattr(settings.rules if s.owner is RulesConfig else settings, s.field))
+                      for s in PER_RUN})
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Values overridden in a run's config are checked when the run starts, as the
@@ -125,37 +106,21 @@ class RulesResource(dg.ConfigurableResource):
 
     def config(self) -> RulesConfig:
         """The checked RulesConfig; a bad value raises ConfigurationError naming its run config field."""
-        for name in ("check_warn_share", "silent_warn_share"):
-            share = getattr(self, name)
-            if not (math.isfinite(share) and 0 <= share <= 1):
-                raise ConfigurationError(f"{_RUN_CONFIG}.{name}", f"is a share: must be from 0 to 1, got {share!r}")
+        values = {}
+        for setting in PER_RUN:
+            value = getattr(self, setting.field)
+            try:
+                text = setting.kind.text is not None and isinstance(value, str)  # a date or a time (run config is JSON)
+                values[setting.field] = setting.read(value) if text else setting.check(value)
+            except Refused as refused:
+                raise ConfigurationError(f"{_RUN_CONFIG}.{setting.field}", refused.problem) from None
         try:
-            return RulesConfig(
-                partitions_start=_parsed(date.fromisoformat, self.partitions_start, "partitions_start"),
-                min_kw=self.min_kw,
-                max_kw=self.max_kw,
-                timezone=self.timezone,
-                peak_start=_parsed(time.fromisoformat, self.peak_start, "peak_start"),
-                peak_end=_parsed(time.fromisoformat, self.peak_end, "peak_end"),
-                hemisphere=self.hemisphere,
-                window_days=self.window_days,
-                stuck_variance_kw2=self.stuck_variance_kw2,
-                stuck_min_readings=self.stuck_min_readings,
-                spike_sigmas=self.spike_sigmas,
-                spike_min_readings=self.spike_min_readings,
-                gap_max_missing_rate=self.gap_max_missing_rate,
-                silent_lookback_days=self.silent_lookback_days,
-                max_estimate_slots=self.max_estimate_slots,
-            )
+            return RulesConfig(**{s.field: values[s.field] for s in declared_settings(RulesConfig)})
         except RulesConfigError as error:
             raise ConfigurationError(f"{_RUN_CONFIG}.{error.field}", error.problem) from None
 
 
-_RUN_CONFIG = "resources.rules.config"  # where the launchpad holds these fields
-
-
-def _parsed(parse, text: str, field: str):
-    try:
-        return parse(text)
-    except ValueError:
-        raise ConfigurationError(f"{_RUN_CONFIG}.{field}", f"cannot read {text[:40]!r}") from None
+RulesResource = pydantic.create_model(
+    "RulesResource", __base__=_Rules, __module__=__name__, __doc__=_Rules.__doc__,
+    **{s.field: (s.kind.launchpad_type, pydantic.Field(default=s.launchpad_value(s.default), description=s.doc)) for s in PER_RUN},
+)

@@ -17,19 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from greenstream_dagster.rules.bounded_text import DEFAULT_STORED_CHARS
+from greenstream_dagster.rules.declared_settings import COUNT, check_declared, declared
 
 MIB = 1024**2
 
 
 @dataclass(frozen=True)
 class ReadingLimits:
-    max_object_bytes: int = 1024 * MIB
-    max_line_bytes: int = 1 * MIB
-    max_stored_chars: int = DEFAULT_STORED_CHARS
-    read_budget_bytes: int = 512 * MIB
+    max_object_bytes: int = declared("GREENSTREAM_MAX_OBJECT_BYTES", COUNT, 1024 * MIB,
+                                     "§1 a larger object after decompression is a dead letter", minimum=1)
+    max_line_bytes: int = declared("GREENSTREAM_MAX_LINE_BYTES", COUNT, 1 * MIB, "§1 a longer line is a MALFORMED_ROW", minimum=1)
+    max_stored_chars: int = declared("GREENSTREAM_MAX_STORED_CHARS", COUNT, DEFAULT_STORED_CHARS,
+                                     "§1 raw lines and reasons are stored cut to this", minimum=1)
+    read_budget_bytes: int = declared("GREENSTREAM_READ_BUDGET_BYTES", COUNT, 512 * MIB,
+                                      "§1 decompressed bytes the day's reader holds at once", minimum=1)
 
     def __post_init__(self) -> None:
-        for name in ("max_object_bytes", "max_line_bytes", "max_stored_chars", "read_budget_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_declared(self)
