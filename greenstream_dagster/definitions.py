@@ -13,6 +13,7 @@ import dagster as dg
 
 from greenstream_dagster.defs import fleet, landing, operations, readings, stores
 from greenstream_dagster.defs.code_location_start import settings_at_load
+from greenstream_dagster.defs.executor import executor_for
 from greenstream_dagster.defs.operations.jobs import build_jobs
 from greenstream_dagster.defs.partitions import daily_partitions
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
@@ -30,10 +31,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         landing.build_defs(settings, ingest_job),
         operations.build_defs(settings, ingest_job, lake_job),
         dg.Definitions(
-            # Every step of a run in the run's own process: a day is one chain of steps that
-            # hand over through staging in S3, so a process per step (Dagster's default) only
-            # adds an interpreter start and the imports of Dagster and Polars to every step.
-            executor=dg.in_process_executor,
+            # GREENSTREAM_EXECUTOR; by default every step in the run's own process (defs/executor.py).
+            executor=executor_for(settings),
             resources={
                 "s3": S3Resource(bucket=settings.bucket),
                 "operational": OperationalStoreResource(),

@@ -23,6 +23,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster._serdes.config_class import ConfigurableClassData
 
+from greenstream_dagster.defs.executor import docker_executor_config, executor_for
 from greenstream_dagster.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -324,12 +325,59 @@ def test_runs_get_the_code_servers_environment_from_the_daemon():
     assert all(entry in daemon for entry in forwarded if "=" not in entry)
 
 
+def _launcher_mounts() -> dict[str, str]:
+    """{container path: source} of the run containers' volumes."""
+    return {target: source for source, target in
+            (mount.split(":")[:2] for mount in _compose_launcher()["config"]["container_kwargs"]["volumes"])}
+
+
 def test_run_containers_write_compute_logs_where_the_webserver_reads_them():
-    [mount] = _compose_launcher()["config"]["container_kwargs"]["volumes"]
-    volume, path = mount.split(":")[:2]
+    path = f"{_image_env()['DAGSTER_HOME']}/storage"  # Dagster's local compute log folder
+    volume = _launcher_mounts()[path]
     [key] = [key for key, spec in _compose()["volumes"].items() if (spec or {}).get("name") == volume]
     assert _volume_mounts("webserver").get(path) == key
-    assert path == f"{_image_env()['DAGSTER_HOME']}/storage"  # Dagster's local compute log folder
+
+
+# ---------------------------------------------------------------- the steps of a run (SPEC §10)
+
+def _run_container_environment() -> dict[str, str]:
+    """What a run's container is given: the launcher's variables, read from the daemon's environment."""
+    daemon = _resolved_environment("daemon")
+    return dict(entry.split("=", 1) if "=" in entry else (entry, daemon[entry])
+                for entry in _compose_launcher()["config"]["env_vars"])
+
+
+def test_compose_runs_the_steps_of_a_run_on_the_docker_executor():
+    for name in DAGSTER_SERVICES:
+        assert _resolved_environment(name)["GREENSTREAM_EXECUTOR"] == "docker", name
+    # The run's container loads the definitions and with them the executor of its steps.
+    settings = load_settings(_run_container_environment())
+    assert settings.executor == "docker"
+    assert executor_for(settings, _run_container_environment()).name == "docker"
+    # ... and starts its steps' containers through the host's Docker.
+    assert _launcher_mounts().get("/var/run/docker.sock") == "/var/run/docker.sock"
+
+
+def test_step_containers_join_the_stack_network_once_with_the_runs_settings():
+    """What Dagster gives each step container: the DockerRunLauncher's context merged with the
+    executor's (dagster_docker's own merge). The network must be the stack's, named once: Docker
+    refuses to attach a container twice to one network."""
+    from dagster_docker.container_context import DockerContainerContext
+
+    launcher = _compose_launcher()["config"]
+    run_env = _run_container_environment()
+    config = docker_executor_config(load_settings(run_env), run_env)
+    merged = DockerContainerContext(
+        env_vars=launcher["env_vars"], networks=[launcher["network"]], container_kwargs=launcher["container_kwargs"],
+    ).merge(DockerContainerContext(
+        env_vars=config.get("env_vars"), networks=[config["network"]] if "network" in config else config.get("networks"),
+        container_kwargs=config.get("container_kwargs"),
+    ))
+    [network] = merged.networks
+    assert any((spec or {}).get("name") == network for spec in _compose()["networks"].values())
+    step_env = {entry.split("=", 1)[0] for entry in merged.env_vars}
+    assert set(_environment("user_code")) - {"DAGSTER_CURRENT_IMAGE"} <= step_env  # a step loads the definitions too
+    assert f"{_image_env()['DAGSTER_HOME']}/storage" in {mount.split(":")[1] for mount in merged.container_kwargs["volumes"]}
 
 
 # ---------------------------------------------------------------- the instances
