@@ -8,6 +8,7 @@ threshold is one line here and one in the README. Pure: no environment, no Dagst
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import math
 import re
@@ -59,7 +60,7 @@ class Kind:
     text: Callable[[Any], str] | None = None  # run config is JSON: a date or a time is text there
 
     @property
-    def launchpad_type(self) -> type:
+    def launchpad_type(self) -> builtins.type:
         return str if self.text is not None else self.type
 
 
@@ -113,7 +114,7 @@ def declared(env: str | None, kind: Kind, default: Any, doc: str, *, repr: bool 
 
 
 @cache
-def declared_settings(cls: type) -> tuple[Setting, ...]:
+def declared_settings(cls: type[Any]) -> tuple[Setting, ...]:
     """The declared fields of a dataclass, in their order."""
     return tuple(dataclasses.replace(f.metadata[_KEY], field=f.name, owner=cls)
                  for f in dataclasses.fields(cls) if _KEY in f.metadata)
@@ -121,7 +122,8 @@ def declared_settings(cls: type) -> tuple[Setting, ...]:
 
 def check_declared(instance: object, error: type[FieldError] = FieldError) -> None:
     """Raise `error` naming the first declared field whose value its setting refuses."""
-    for setting in declared_settings(type(instance)):
+    # A class is hashable; mypy reads typeshed's unbound type.__hash__ as not (python/mypy#11470).
+    for setting in declared_settings(type(instance)):  # type: ignore[arg-type]
         try:
             setting.check(getattr(instance, setting.field))
         except Refused as refused:
