@@ -122,7 +122,7 @@ def declared_settings(cls: type[Any]) -> tuple[Setting, ...]:
 
 def check_declared(instance: object, error: type[FieldError] = FieldError) -> None:
     """Raise `error` naming the first declared field whose value its setting refuses."""
-    # A class is hashable; mypy reads typeshed's unbound type.__hash__ as not (python/mypy#11470).
+    # A class is hashable; mypy reads typeshed's unbound type.__hash__ as not.
     for setting in declared_settings(type(instance)):  # type: ignore[arg-type]
         try:
             setting.check(getattr(instance, setting.field))

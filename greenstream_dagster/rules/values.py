@@ -58,8 +58,9 @@ def _units(kw: pl.Expr) -> pl.Expr:
 
 
 def exact_mean(kw: pl.Expr) -> pl.Expr:
-    """Mean kW from the exact sum: the same bits in any order of the terms (see exact_sum)."""
-    return _units(kw).sum().cast(pl.Float64) / kw.count().cast(pl.Float64) / 10**DECIMALS
+    """Mean kW from the exact sum: the same bits in any order of the terms (see exact_sum); null of no value."""
+    n = kw.count()
+    return pl.when(n > 0).then(_units(kw).sum().cast(pl.Float64) / n.cast(pl.Float64) / 10**DECIMALS)
 
 
 def exact_squared_deviations(kw: pl.Expr) -> pl.Expr:
@@ -67,7 +68,8 @@ def exact_squared_deviations(kw: pl.Expr) -> pl.Expr:
     rounding, so neither the order of the terms nor cancellation changes it; scaled back once."""
     x = _units(kw)
     n = x.count().cast(pl.Int128)
-    return (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / n.cast(pl.Float64) / 10 ** (2 * DECIMALS)
+    return pl.when(n > 0).then(
+        (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / n.cast(pl.Float64) / 10 ** (2 * DECIMALS))
 
 
 def exact_variance(kw: pl.Expr, ddof: int = 1) -> pl.Expr:
