@@ -17,12 +17,14 @@ from greenstream_dagster.defs.executor import executor_for
 from greenstream_dagster.defs.operations.jobs import build_jobs
 from greenstream_dagster.defs.partitions import daily_partitions
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
+from greenstream_dagster.defs.run_outputs import RUN_OUTPUTS, RunOutputsIOManager
 from greenstream_dagster.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The domains' definitions merged, with what they share: the resources and the executor."""
     partitions = daily_partitions(settings.partitions_start)
+    s3 = S3Resource(bucket=settings.bucket)
     ingest_job, lake_job = build_jobs()
     return dg.Definitions.merge(
         readings.build_defs(settings, partitions),
@@ -34,7 +36,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             # GREENSTREAM_EXECUTOR; by default every step in the run's own process (defs/executor.py).
             executor=executor_for(settings),
             resources={
-                "s3": S3Resource(bucket=settings.bucket),
+                "s3": s3,
+                RUN_OUTPUTS: RunOutputsIOManager(s3=s3),
                 "operational": OperationalStoreResource(),
                 "rules": RulesResource.from_settings(settings),
             },

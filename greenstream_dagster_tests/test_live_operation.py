@@ -7,6 +7,8 @@ reaches today, which has no files), and a backlog file for the first day lands l
 When the platform has settled: no run failed, no two runs of one day overlapped (from the
 run records), and every day in PostgreSQL and the lake equals a from-scratch
 materialization of the same files, delivered in the same order, into fresh stores.
+Run twice: as deployed by default, and with the days split into three meter shards
+whose steps run in processes of their own (the cold run stays one shard).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import dagster as dg
 import psycopg
 import pytest
 
+from greenstream_dagster.asset_names import RAW, SCORED, STANDARDIZED
 from greenstream_dagster.generator.config import GeneratorConfig, with_preset
 from greenstream_dagster.generator.generation import generate
 from greenstream_dagster.instance.run_queue import DAY_TAG
 from greenstream_dagster.rules.config import RulesConfig
-from greenstream_dagster.storage import lake
+from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.landing import put_object
 from greenstream_dagster_tests.fixtures_postgres import with_database
 from greenstream_dagster_tests.test_dev_command import free_port
@@ -129,8 +132,14 @@ def dagster_database(postgres_server):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def platform_env(s3_env, database_url, dagster_database):
+# As deployed by default, and split into meter shards whose steps the multiprocess executor
+# places in processes of their own (SPEC §10): the cold run it is compared with is one shard.
+SPLITS = {"one_shard": {}, "three_shards_multiprocess": {
+    "GREENSTREAM_SHARDS": "3", "GREENSTREAM_EXECUTOR": "multiprocess", "GREENSTREAM_MAX_CONCURRENT_STEPS": "2"}}
+
+
+@pytest.fixture(params=list(SPLITS))
+def platform_env(request, s3_env, database_url, dagster_database):
     home = Path(tempfile.mkdtemp(prefix="greenstream-live-"))
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GREENSTREAM_", "DAGSTER_"))}
@@ -139,7 +148,7 @@ def platform_env(s3_env, database_url, dagster_database):
                DAGSTER_POSTGRES_URL=dagster_database, PYTHONPATH=str(ROOT),
                GREENSTREAM_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL_SECONDS),
                # Each wave's change runs at once, so "settled" means done (spacing: test_raw_file_sensor).
-               GREENSTREAM_DAY_RUN_SPACING_SECONDS="0")
+               GREENSTREAM_DAY_RUN_SPACING_SECONDS="0", **SPLITS[request.param])
     yield env
     shutil.rmtree(home, ignore_errors=True)
 
@@ -241,7 +250,7 @@ def from_scratch(deliveries: Deliveries, s3_client, bucket: str, database_url: s
     deliveries.replay_into(bucket)
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("GREENSTREAM_", "AWS_"))},
-                      GREENSTREAM_BUCKET=bucket, GREENSTREAM_DATABASE_URL=database_url)
+                      GREENSTREAM_BUCKET=bucket, GREENSTREAM_DATABASE_URL=database_url, GREENSTREAM_SHARDS="1")
     try:
         from greenstream_dagster.definitions import build_definitions
         from greenstream_dagster.settings import load_settings
@@ -302,6 +311,8 @@ def test_waves_backfill_and_backlog_settle_green_without_overlap_and_equal_a_col
     partitioned = [r for r in records if {"dagster/partition", "dagster/asset_partition_range_start"} & set(r.dagster_run.tags)]
     assert partitioned and all(day_of(r) for r in partitioned)
 
+    shards = int(platform_env.get("GREENSTREAM_SHARDS", "1"))
+    assert {staging.layout(s3_client, bucket, asset, day) for asset in (RAW, STANDARDIZED, SCORED) for day in DAYS} == {shards}
     live = store_state(platform_env["GREENSTREAM_DATABASE_URL"], s3_client, bucket)
     assert live["tables"]["meter_readings"], "the platform loaded readings"
     cold_bucket = f"cold-{uuid.uuid4().hex[:12]}"

@@ -139,3 +139,19 @@ def test_a_late_file_of_one_meter_redoes_its_shard_only(platform, monkeypatch, d
     assert back.success
     assert staging.layout(s3_client, bucket, SCORED, day) == 1
     assert {k: v for k, v in settled_writes(database_url).items() if writes.get(k) != v} == {}
+
+
+def test_every_shard_step_gets_its_own_shard(platform, monkeypatch, s3_client, s3_env):
+    """The shard steps' hand-overs go through the bucket: each mapped step must read its own shard."""
+    job, instance = platform
+    monkeypatch.setenv("GREENSTREAM_SHARDS", "3")
+    result = job.execute_in_process(partition_key=DAYS[0].isoformat(), instance=instance)
+    assert result.success
+    steps = {e.step_key for e in result.get_step_success_events()}
+    for verb in ("standardize", "score"):
+        mapped = sorted(s for s in steps if f".{verb}[" in s)
+        assert mapped == [f"{asset}.{verb}[{Shard(k, 3).label}]" for k in range(3)
+                          for asset in ([STANDARDIZED] if verb == "standardize" else [SCORED])]
+    for k in range(3):
+        frame = staging.read_frame(s3_client, s3_env["GREENSTREAM_BUCKET"], SCORED, DAYS[0], "meters", shard=Shard(k, 3))
+        assert frame.height and frame.select(meter_shard(3).eq(k).all()).item()

@@ -24,6 +24,7 @@ import dagster as dg
 from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.policies import retry_storage_faults
 from greenstream_dagster.defs.resources import RulesResource, S3Resource
+from greenstream_dagster.defs.run_outputs import RUN_OUTPUTS
 from greenstream_dagster.rules.meter_shards import Shard, day_shards
 from greenstream_dagster.storage import staging
 
@@ -45,7 +46,7 @@ class ShardedAsset:
 
 
 def build_sharded_asset(spec: ShardedAsset, one_day: dict, retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
-    @dg.op(name=f"{spec.verb}_shards", ins={"upstream": dg.In(dg.Nothing)}, out=dg.DynamicOut(list),
+    @dg.op(name=f"{spec.verb}_shards", ins={"upstream": dg.In(dg.Nothing)}, out=dg.DynamicOut(list, io_manager_key=RUN_OUTPUTS),
            description=f"Maps one step per meter shard of the day, as {spec.layout_of} was staged.")
     def plan(context, s3: S3Resource):
         day = partition_day(context)
@@ -54,7 +55,7 @@ def build_sharded_asset(spec: ShardedAsset, one_day: dict, retry_policy: dg.Retr
         for shard in day_shards(count):
             yield dg.DynamicOutput([shard.index, shard.count], mapping_key=shard.label)
 
-    @dg.op(name=spec.verb, retry_policy=retry_policy,
+    @dg.op(name=spec.verb, retry_policy=retry_policy, out=dg.Out(dict, io_manager_key=RUN_OUTPUTS),
            description=f"One meter shard of {spec.name}: reads its meters' frames, applies the rules, stages its own.")
     def one_shard(context, shard: list, s3: S3Resource, rules: RulesResource) -> dict:
         return spec.shard_step(context, Shard(*shard), s3, rules)
