@@ -30,10 +30,11 @@ import psycopg
 
 from greenstream_dagster.rules.schemas import REJECTED_COLUMNS, REVISION_COLUMNS, SCORED_COLUMNS, empty_frame
 from greenstream_dagster.services.embedded_postgres import EmbeddedPostgres
-from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, load_partition
 from greenstream_dagster.storage.operational.migrate import apply_migrations
 from greenstream_dagster.storage.operational.partitions import DAY_PARTITIONED_TABLES, partition_name
 from greenstream_dagster.storage.operational.retention import apply_retention
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 DAY = date(2024, 4, 15)
 
@@ -129,16 +130,17 @@ def run(database_url: str, meters: int, server_pid: int | None = None) -> None:
     readings = scored_day(meters)
     print(f"built {readings.height:,} scored rows in {time.perf_counter() - t:.1f} s")
     rejected, revisions = empty_frame(REJECTED_COLUMNS), empty_frame(REVISION_COLUMNS)
+    store = OperationalStore(database_url)
 
     with meter.phase("first load") as note:
-        r = load_partition(database_url, DAY, readings, rejected, revisions)
+        r = load_partition(store, DayLoad(DAY, readings, rejected, revisions))
         note["what"] = f"inserted {r.inserted:,} (copy {r.stage_seconds:.1f} s, merge {r.merge_seconds:.1f} s)"
     with meter.phase("identical reload") as note:
-        r = load_partition(database_url, DAY, readings, rejected, revisions)
+        r = load_partition(store, DayLoad(DAY, readings, rejected, revisions))
         note["what"] = f"rows changed {r.changed:,} (copy {r.stage_seconds:.1f} s, merge {r.merge_seconds:.1f} s)"
     rescored = rescore(readings, 0.01)
     with meter.phase("re-score 1 %") as note:
-        r = load_partition(database_url, DAY, rescored, rejected, revisions)
+        r = load_partition(store, DayLoad(DAY, rescored, rejected, revisions))
         note["what"] = (f"updated {r.updated:,}, changed {r.changed:,} "
                         f"(copy {r.stage_seconds:.1f} s, merge {r.merge_seconds:.1f} s)")
 

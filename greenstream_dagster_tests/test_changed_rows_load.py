@@ -13,14 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad, changes_since, row_digest
-from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, fetch_previous_load_name, load_partition
 from greenstream_dagster.storage.operational.partitions import partition_name
+from greenstream_dagster.storage.operational.store import OperationalStore
 from greenstream_dagster_tests.operational_frames import DAY, no_rejected, no_revisions, scored
 from greenstream_dagster_tests.test_operational_load import row_versions, stored
 
 
 def load(url, readings, name, previous=None):
-    return load_partition(url, DAY, readings, no_rejected(), no_revisions(), previous=previous, digest_name=name)
+    return load_partition(OperationalStore(url),
+                          DayLoad(DAY, readings, no_rejected(), no_revisions(), previous=previous, digest_name=name))
 
 
 def rescore(readings: pl.DataFrame, hit: pl.Expr) -> pl.DataFrame:
@@ -32,7 +34,7 @@ def rescore(readings: pl.DataFrame, hit: pl.Expr) -> pl.DataFrame:
 
 def test_a_reload_with_the_last_digest_copies_only_changed_readings(database_url):
     first = load(database_url, scored(meters=10), "one")
-    assert first.readings_copied == 960 and fetch_previous_load_name(database_url, DAY) == "one"
+    assert first.readings_copied == 960 and fetch_previous_load_name(OperationalStore(database_url), DAY) == "one"
     before = row_versions(database_url)
     hit = pl.col("meter_id").eq("SM-3") & pl.col("reading_ts").dt.hour().is_between(6, 7)  # 8 readings
     late = pl.concat([
@@ -48,7 +50,7 @@ def test_a_reload_with_the_last_digest_copies_only_changed_readings(database_url
     assert all(after[key] == before[key] for key in untouched)  # not rewritten
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM removed_readings WHERE meter_id = 'SM-9'").fetchone()[0] == 96
-    assert fetch_previous_load_name(database_url, DAY) == "two"
+    assert fetch_previous_load_name(OperationalStore(database_url), DAY) == "two"
 
 
 def test_a_reading_the_digest_calls_new_but_stored_is_upserted_not_refused(database_url):
@@ -76,7 +78,7 @@ def test_a_digest_that_does_not_describe_the_partition_rolls_the_load_back(datab
     with pytest.raises(RuntimeError, match="did not describe its partition"):
         load(database_url, rescore(dropped, pl.col("meter_id") == "SM-2"), "two", PreviousLoad("one", forged))
     assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
-    assert fetch_previous_load_name(database_url, DAY) == "one"
+    assert fetch_previous_load_name(OperationalStore(database_url), DAY) == "one"
 
 
 def test_nothing_new_copies_nothing(database_url):
@@ -85,7 +87,7 @@ def test_nothing_new_copies_nothing(database_url):
     again = load(database_url, readings, "two", PreviousLoad("one", first.digest))
     assert (again.readings_copied, again.changed, again.unchanged) == (0, 0, 480)
     # The day's load record is left as it was: the first digest still describes the day.
-    assert again.digest_name == "one" and fetch_previous_load_name(database_url, DAY) == "one"
+    assert again.digest_name == "one" and fetch_previous_load_name(OperationalStore(database_url), DAY) == "one"
 
 
 def test_a_digest_that_is_not_the_last_load_is_not_trusted(database_url):
@@ -133,8 +135,8 @@ def test_each_stored_reading_gets_its_content_id_on_every_load_path(database_url
         return len(ids) == 288 and all(stored_id == want for stored_id, want in ids)
 
     assert load(database_url, scored(meters=3), "one").readings_copied == 288 and all_match()  # a new day
-    load_partition(database_url, DAY, scored(meters=3).with_columns(value_raw=pl.lit(None, pl.Utf8)),
-                   no_rejected(), no_revisions())  # compared in PostgreSQL
+    load_partition(OperationalStore(database_url), DayLoad(DAY, scored(meters=3).with_columns(value_raw=pl.lit(None, pl.Utf8)),
+                                                           no_rejected(), no_revisions()))  # compared in PostgreSQL
     assert all_match()
     back = load(database_url, scored(meters=3), "two")
     revalued = pl.col("meter_id").eq("SM-2") & pl.col("reading_ts").dt.hour().eq(3)
@@ -185,10 +187,11 @@ def test_the_load_commits_only_once_its_digest_is_stored(database_url):
         raise ConnectionError("the store is down")
 
     with pytest.raises(ConnectionError):
-        load_partition(database_url, DAY, scored(meters=3), no_rejected(), no_revisions(),
-                       previous=PreviousLoad("one", first.digest), digest_name="two", keep_digest=refuse)
+        load_partition(OperationalStore(database_url), DayLoad(DAY, scored(meters=3), no_rejected(), no_revisions(),
+                                                               previous=PreviousLoad("one", first.digest), digest_name="two",
+                                                               keep_digest=refuse))
     assert storing == [3 * 96]
-    assert fetch_previous_load_name(database_url, DAY) == "one"
+    assert fetch_previous_load_name(OperationalStore(database_url), DAY) == "one"
     assert row_versions(database_url) == before
 
 
@@ -254,6 +257,7 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
     from botocore.config import Config
 
     from greenstream_dagster.defs.stores.assets import _forget_digest
+    from greenstream_dagster.storage.bucket import Bucket
 
     with socket.socket() as probe:  # a port nothing listens on: S3 is down
         probe.bind(("127.0.0.1", 0))
@@ -263,7 +267,7 @@ def test_a_digest_left_by_a_failed_load_that_cannot_be_removed_is_named_in_the_l
                           config=Config(retries={"max_attempts": 1}, connect_timeout=1))
 
     warnings: list[str] = []
-    _forget_digest(client, "greenstream", DAY, "abc", SimpleNamespace(warning=warnings.append))
+    _forget_digest(Bucket(client, "greenstream"), DAY, "abc", SimpleNamespace(warning=warnings.append))
     assert len(warnings) == 1
     assert f"staging/meter_readings/date={DAY.isoformat()}/digest-abc.parquet" in warnings[0]
 

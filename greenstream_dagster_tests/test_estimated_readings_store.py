@@ -8,8 +8,9 @@ import polars as pl
 import psycopg
 
 from greenstream_dagster.rules.schemas import ESTIMATE_COLUMNS
-from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, load_partition
 from greenstream_dagster.storage.operational.retention import apply_retention
+from greenstream_dagster.storage.operational.store import OperationalStore
 from greenstream_dagster_tests.operational_frames import DAY, day_start, no_rejected, no_revisions, scored
 
 
@@ -40,8 +41,9 @@ def stored(url: str, day=DAY) -> list[tuple]:
 
 def test_estimates_are_stored_apart_from_the_readings(database_url):
     readings = readings_without(("SM-1", 10), ("SM-1", 11))
-    result = load_partition(database_url, DAY, readings, no_rejected(), no_revisions(),
-                            estimates=estimates(("SM-1", 10, 0.11, 9, 12), ("SM-1", 11, 0.111, 9, 12)))
+    result = load_partition(OperationalStore(database_url), DayLoad(
+        DAY, readings, no_rejected(), no_revisions(),
+        estimates=estimates(("SM-1", 10, 0.11, 9, 12), ("SM-1", 11, 0.111, 9, 12))))
     assert (result.estimate_rows, result.estimates_inserted, result.estimates_withdrawn) == (2, 2, 0)
     rows = stored(database_url)
     assert [(m, ts, kw, method, a, b) for m, ts, kw, method, a, b, _, _ in rows] == [
@@ -55,22 +57,22 @@ def test_estimates_are_stored_apart_from_the_readings(database_url):
 def test_an_identical_reload_changes_no_estimate_and_keeps_estimated_at(database_url):
     readings = readings_without(("SM-2", 40))
     day_estimates = estimates(("SM-2", 40, 0.24, 39, 41))
-    load_partition(database_url, DAY, readings, no_rejected(), no_revisions(), estimates=day_estimates)
+    load_partition(OperationalStore(database_url), DayLoad(DAY, readings, no_rejected(), no_revisions(), estimates=day_estimates))
     before = stored(database_url)
-    again = load_partition(database_url, DAY, readings, no_rejected(), no_revisions(), estimates=day_estimates)
+    again = load_partition(OperationalStore(database_url), DayLoad(DAY, readings, no_rejected(), no_revisions(), estimates=day_estimates))
     assert (again.estimates_inserted, again.estimates_updated, again.estimates_withdrawn, again.changed) == (0, 0, 0, 0)
     assert stored(database_url) == before  # same xmin and estimated_at: not written again
 
 
 def test_a_slot_filled_late_withdraws_its_estimate_and_a_changed_bound_recomputes(database_url):
     first = estimates(("SM-1", 10, 0.11, 9, 12), ("SM-1", 11, 0.111, 9, 12), ("SM-2", 50, 0.25, 49, 51))
-    load_partition(database_url, DAY, readings_without(("SM-1", 10), ("SM-1", 11), ("SM-2", 50)),
-                   no_rejected(), no_revisions(), estimates=first)
+    load_partition(OperationalStore(database_url), DayLoad(DAY, readings_without(("SM-1", 10), ("SM-1", 11), ("SM-2", 50)),
+                                                           no_rejected(), no_revisions(), estimates=first))
     kept_before = {r[1]: r for r in stored(database_url) if r[0] == "SM-2"}
     # A late file brings SM-1's 10:00 reading (withdrawn), so 11's run is re-computed from other bounds.
     later = estimates(("SM-1", 11, 0.1115, 10, 12), ("SM-2", 50, 0.25, 49, 51))
-    result = load_partition(database_url, DAY, readings_without(("SM-1", 11), ("SM-2", 50)),
-                            no_rejected(), no_revisions(), estimates=later)
+    result = load_partition(OperationalStore(database_url), DayLoad(DAY, readings_without(("SM-1", 11), ("SM-2", 50)),
+                                                                    no_rejected(), no_revisions(), estimates=later))
     assert (result.estimates_withdrawn, result.estimates_updated, result.estimates_inserted) == (1, 1, 0)
     rows = stored(database_url)
     assert [(m, ts, kw, a) for m, ts, kw, _, a, _, _, _ in rows] == [
@@ -79,16 +81,16 @@ def test_a_slot_filled_late_withdraws_its_estimate_and_a_changed_bound_recompute
 
 
 def test_no_estimates_leave_the_table_empty(database_url):
-    load_partition(database_url, DAY, readings_without(("SM-1", 10)), no_rejected(), no_revisions(),
-                   estimates=estimates())
+    load_partition(OperationalStore(database_url), DayLoad(DAY, readings_without(("SM-1", 10)), no_rejected(), no_revisions(),
+                                                           estimates=estimates()))
     assert stored(database_url) == []
 
 
 def test_retention_drops_the_estimates_partition_with_the_day(database_url):
     old, kept = DAY - timedelta(days=91), DAY - timedelta(days=3)
     for day in (old, kept):
-        load_partition(database_url, day, readings_without(("SM-1", 5), day=day), no_rejected(), no_revisions(),
-                       estimates=estimates(("SM-1", 5, 0.105, 4, 6), day=day))
+        load_partition(OperationalStore(database_url), DayLoad(day, readings_without(("SM-1", 5), day=day), no_rejected(), no_revisions(),
+                                                               estimates=estimates(("SM-1", 5, 0.105, 4, 6), day=day)))
     dropped = apply_retention(database_url, DAY, retention_days=90)
     assert f"estimated_readings_p{old:%Y%m%d}" in dropped
     assert f"estimated_readings_p{kept:%Y%m%d}" not in dropped

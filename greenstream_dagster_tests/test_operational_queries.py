@@ -7,20 +7,21 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, load_partition
 from greenstream_dagster.storage.operational.queries import (
     fetch_reading,
     fetch_reading_by_record_id,
     fetch_rejected,
     fetch_revisions,
 )
+from greenstream_dagster.storage.operational.store import OperationalStore
 from greenstream_dagster_tests.operational_frames import DAY, day_start, rejected, revisions, scored
 
 
 @pytest.fixture
 def loaded(database_url):
     readings = scored(meters=2)
-    load_partition(database_url, DAY, readings, rejected(), revisions(meter_id="SM-2", slot=4))
+    load_partition(OperationalStore(database_url), DayLoad(DAY, readings, rejected(), revisions(meter_id="SM-2", slot=4)))
     return database_url, readings
 
 

@@ -9,15 +9,16 @@ import psycopg
 import pytest
 
 from greenstream_dagster.storage.operational.dead_letters import list_open_dead_letters, record_dead_letter_file
-from greenstream_dagster.storage.operational.load import load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, load_partition
 from greenstream_dagster.storage.operational.retention import apply_retention
+from greenstream_dagster.storage.operational.store import OperationalStore
 from greenstream_dagster_tests.operational_frames import DAY, no_revisions, rejected, revisions, scored
 
 TODAY = DAY
 
 
 def _load(url, day, meters=1):
-    load_partition(url, day, scored(day, meters=meters), rejected(day), revisions(day))
+    load_partition(OperationalStore(url), DayLoad(day, scored(day, meters=meters), rejected(day), revisions(day)))
 
 
 def _days_with_rows(url) -> list:
@@ -80,7 +81,7 @@ def test_the_limit_is_configurable(database_url):
 
 def test_a_day_with_many_rows_is_dropped_as_fast_as_an_empty_one(database_url):
     big_day = TODAY - timedelta(days=91)
-    load_partition(database_url, big_day, scored(big_day, meters=2_000), rejected(big_day), no_revisions())
+    load_partition(OperationalStore(database_url), DayLoad(big_day, scored(big_day, meters=2_000), rejected(big_day), no_revisions()))
     started = time.perf_counter()
     dropped = apply_retention(database_url, TODAY, retention_days=90)
     elapsed = time.perf_counter() - started

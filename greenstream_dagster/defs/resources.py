@@ -22,7 +22,8 @@ from greenstream_dagster.rules.declared_settings import Refused, declared_settin
 from greenstream_dagster.services.runtime import ResolvedServices, resolve_services
 from greenstream_dagster.settings import ConfigurationError, Settings, load_settings
 from greenstream_dagster.storage.operational.migrate import apply_migrations
-from greenstream_dagster.storage.operational.server_wait import SERVER_WAIT_SECONDS, wait_for_server
+from greenstream_dagster.storage.operational.server_wait import SERVER_WAIT_SECONDS, wait_unless_reached
+from greenstream_dagster.storage.operational.store import OperationalStore
 from greenstream_dagster.storage.s3 import s3_client
 
 _lock = threading.Lock()
@@ -62,8 +63,9 @@ class S3Resource(dg.ConfigurableResource):
 class OperationalStoreResource(dg.ConfigurableResource):
     """The PostgreSQL operational store; migrations are applied on first use in each process.
 
-    `url()` is where every storage attempt meets the server: it first waits out a
-    short outage (see storage/operational/server_wait.py for why and how long).
+    `url()` is where a storage attempt meets the server: the first time in a process, and
+    again after a connection found the server gone, it first waits out a short outage (see
+    storage/operational/server_wait.py for why, when and how long); otherwise it returns at once.
     """
 
     database_url: str | None = None  # None: GREENSTREAM_DATABASE_URL, else the embedded PostgreSQL
@@ -74,12 +76,16 @@ class OperationalStoreResource(dg.ConfigurableResource):
         if self.database_url is not None:
             settings = dataclasses.replace(settings, database_url=self.database_url)
         url = settings.database_url or _embedded(settings, database=True).database_url
-        wait_for_server(url, self.server_wait_seconds)
+        wait_unless_reached(url, self.server_wait_seconds)
         with _lock:
             if url not in _migrated:
                 apply_migrations(url)
                 _migrated.add(url)
         return url
+
+    def store(self) -> OperationalStore:
+        """The store at `url()`, for the storage functions that take one."""
+        return OperationalStore(self.url())
 
 
 _RUN_CONFIG = "resources.rules.config"  # where the launchpad holds RulesResource's fields

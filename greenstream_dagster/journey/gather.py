@@ -49,6 +49,7 @@ from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.operational import queries
 from greenstream_dagster.storage.operational.partitions import list_day_partitions
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 
 class JourneyNotFound(LookupError):
@@ -92,7 +93,7 @@ def journey_of_record(sources: JourneySources, record_id_: str, day: date | None
 
 
 def _hot_days_newest_first(database_url: str) -> list[date]:
-    with psycopg.connect(database_url) as conn:
+    with OperationalStore(database_url).connect() as conn:
         return sorted(list_day_partitions(conn, "meter_readings"), reverse=True)
 
 

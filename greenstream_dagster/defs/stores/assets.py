@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from datetime import date
 
 import dagster as dg
 import polars as pl
@@ -15,9 +17,11 @@ from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resou
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.storage import lake, staging
+from greenstream_dagster.storage.bucket import Bucket
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
-from greenstream_dagster.storage.operational.load import fetch_previous_load_name, load_partition
+from greenstream_dagster.storage.operational.load import DayLoad, LoadResult, fetch_previous_load_name, load_partition
 from greenstream_dagster.storage.operational.queries import count_day_readings
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 # Within a run, the load goes as soon as the scored readings are staged, before the lake and
 # fleet steps that are ready at the same time: the operational store is where fresh readings
@@ -36,32 +40,18 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     def meter_readings(context, s3: S3Resource, operational: OperationalStoreResource) -> dg.MaterializeResult:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
+            staged = Bucket(client, bucket)
             with watch.stage("read"):
-                _refuse_empty_over_stored(client, bucket, day, operational.url())
+                store = operational.store()
+                _refuse_empty_over_stored(staged, store, day)
                 readings = read_upstream(context, client, bucket, SCORED, day, "readings")
                 rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
                 revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
                 estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
+            load = DayLoad(day, readings, rejected, revisions, estimates=estimates, run_id=context.run.run_id)
             with watch.stage("load"):
-                result = _load_changes(client, bucket, operational.url(), day, readings, rejected, revisions,
-                                       estimates, context.run.run_id, context.log)
-        return dg.MaterializeResult(metadata={
-            "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
-            "rows": result.rows,
-            "inserted": result.inserted,
-            "updated": result.updated,
-            "unchanged": result.unchanged,
-            "deleted": result.deleted,  # each kept in removed_readings
-            "rejected_rows": result.rejected_rows,
-            "revision_rows": result.revision_rows,
-            "estimate_rows": result.estimate_rows,  # SPEC §3b: estimated_readings of the day after the load
-            "estimates_inserted": result.estimates_inserted,
-            "estimates_updated": result.estimates_updated,
-            "estimates_withdrawn": result.estimates_withdrawn,
-            "seconds_stage_copy": result.stage_seconds,
-            "seconds_merge": result.merge_seconds,
-            **watch.metadata(result.rows),
-        })
+                result = _load_changes(staged, store, load, context.log)
+        return dg.MaterializeResult(metadata={**_load_metadata(result), **watch.metadata(result.rows)})
 
     @dg.asset(
         name=LAKE_READINGS, **one_day(partitions), group_name="lake", kinds={"s3", "parquet"},
@@ -126,30 +116,48 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     return [meter_readings, lake_readings, lake_meter_daily]
 
 
-def _load_changes(client, bucket: str, database_url: str, day, readings, rejected, revisions, estimates,
-                  run_id: str, log):
+def _load_metadata(result: LoadResult) -> dict:
+    return {
+        "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
+        "rows": result.rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "deleted": result.deleted,  # each kept in removed_readings
+        "rejected_rows": result.rejected_rows,
+        "revision_rows": result.revision_rows,
+        "estimate_rows": result.estimate_rows,  # SPEC §3b: estimated_readings of the day after the load
+        "estimates_inserted": result.estimates_inserted,
+        "estimates_updated": result.estimates_updated,
+        "estimates_withdrawn": result.estimates_withdrawn,
+        "seconds_stage_copy": result.stage_seconds,
+        "seconds_merge": result.merge_seconds,
+    }
+
+
+def _load_changes(staged: Bucket, store: OperationalStore, load: DayLoad, log) -> LoadResult:
     """Load the day, sending only the readings that changed since its last load when that load's
     digest is at hand (storage/operational/changed_rows.py); then keep this load's digest."""
-    previous_name = fetch_previous_load_name(database_url, day)
+    day = load.day
+    previous_name = fetch_previous_load_name(store, day)
     previous = None
     if previous_name is not None:
-        digest = staging.read_frame(client, bucket, LOAD, day, _digest(previous_name))
+        digest = staged.read_frame(LOAD, day, _digest(previous_name))
         previous = PreviousLoad(previous_name, digest) if digest is not None else None
     name = uuid.uuid4().hex
 
     def keep(digest: pl.DataFrame) -> None:  # uploaded while PostgreSQL loads
-        staging.write_frame(client, bucket, LOAD, day, _digest(name), digest)
+        staged.write_frame(LOAD, day, _digest(name), digest)
 
     try:
-        result = load_partition(database_url, day, readings, rejected, revisions, run_id=run_id,
-                                previous=previous, digest_name=name, keep_digest=keep, estimates=estimates)
+        result = load_partition(store, dataclasses.replace(load, previous=previous, digest_name=name, keep_digest=keep))
     except BaseException:
-        _forget_digest(client, bucket, day, name, log)  # named by no load: the previous one stays current
+        _forget_digest(staged, day, name, log)  # named by no load: the previous one stays current
         raise
     if result.digest_name != name:  # the readings had not changed: the previous digest stays current
-        staging.delete_frame(client, bucket, LOAD, day, _digest(name))
+        staged.delete_frame(LOAD, day, _digest(name))
     elif previous_name is not None:
-        staging.delete_frame(client, bucket, LOAD, day, _digest(previous_name))
+        staged.delete_frame(LOAD, day, _digest(previous_name))
     return result
 
 
@@ -157,22 +165,22 @@ def _digest(name: str) -> str:
     return f"digest-{name}"
 
 
-def _forget_digest(client, bucket: str, day, name: str, log) -> None:
+def _forget_digest(staged: Bucket, day: date, name: str, log) -> None:
     """Remove the digest of a load that failed. The store failing is likely why the load failed:
     then the digest stays as litter that no load names (never read), and the log says where."""
     try:
-        staging.delete_frame(client, bucket, LOAD, day, _digest(name))
+        staged.delete_frame(LOAD, day, _digest(name))
     except Exception as error:
         log.warning(f"the digest of this failed load could not be removed ({type(error).__name__}); "
                     f"{staging.staging_key(LOAD, day, _digest(name))} is named by no load and may be deleted")
 
 
-def _refuse_empty_over_stored(client, bucket: str, day, database_url: str) -> None:
+def _refuse_empty_over_stored(staged: Bucket, store: OperationalStore, day: date) -> None:
     """A day never scored reads as empty; loading that over stored readings would delete them
     (staging expired, say). Stop and say what to do instead (SPEC §5: never remove silently)."""
-    if staging.read_frame(client, bucket, SCORED, day, "meters") is not None:
+    if staged.read_frame(SCORED, day, "meters") is not None:
         return
-    stored = count_day_readings(database_url, day)
+    stored = count_day_readings(store.url, day)
     if stored:
         raise dg.Failure(
             f"scored_readings {day} is not in staging, but PostgreSQL holds {stored} readings of the day; "

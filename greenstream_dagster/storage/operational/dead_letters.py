@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 
-import psycopg
 from psycopg.rows import class_row
 
 from greenstream_dagster.storage.operational.partitions import ensure_day_partitions
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 KINDS = ("file", "partition")
 
@@ -66,7 +66,7 @@ def record_dead_letter_partition(
 
 def _record(database_url: str, partition_date: date, kind: str, reason: str, run_id: str | None, **what) -> DeadLetter:
     row = {"source_key": None, "etag": None, "dead_letter_key": None, "asset_key": None, **what}
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with OperationalStore(database_url).connect(autocommit=True) as conn:
         ensure_day_partitions(conn, partition_date, ("dead_letter_files",))
         with conn.cursor(row_factory=class_row(DeadLetter)) as cur:
             recorded = cur.execute(
@@ -102,7 +102,7 @@ def list_open_dead_letters(
     """Dead letters not yet replayed, oldest day first (optionally of one day or one kind)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"dead_letter_files.kind: expected one of {KINDS}, got {kind!r}")
-    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=class_row(DeadLetter)) as cur:
+    with OperationalStore(database_url).connect() as conn, conn.cursor(row_factory=class_row(DeadLetter)) as cur:
         return cur.execute(
             f"""SELECT {_COLUMNS} FROM dead_letter_files
                 WHERE replayed_at IS NULL
@@ -117,7 +117,7 @@ def mark_replayed(
     database_url: str, partition_date: date, dead_letter_ids: list[int], replay_run_id: str | None = None
 ) -> int:
     """Mark dead letters of a day as replayed; return how many were still open."""
-    with psycopg.connect(database_url) as conn:
+    with OperationalStore(database_url).connect() as conn:
         return conn.execute(
             """UPDATE dead_letter_files SET replayed_at = now(), replay_run_id = %s
                WHERE partition_date = %s AND dead_letter_id = ANY(%s) AND replayed_at IS NULL""",

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import polars as pl
-import psycopg
 
 from greenstream_dagster.rules.meter_registry import (
     PRESENCE_COLUMNS,
@@ -24,8 +23,8 @@ from greenstream_dagster.rules.meter_registry import (
     removed_meters,
 )
 from greenstream_dagster.rules.silent_meters import SILENT_COLUMNS, lookback_first_day
-from greenstream_dagster.storage.operational.adbc_connections import adbc_connection
 from greenstream_dagster.storage.operational.partitions import ensure_day_partitions
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 _REGISTRY_LOCK = "greenstream.meter_registry"
 _REGISTRY_VALUES = [c for c in REGISTRY_COLUMNS if c != "meter_id"]
@@ -78,9 +77,10 @@ def _stage(cur, name: str, frame: pl.DataFrame) -> None:
 def record_day_presence(database_url: str, day: date, presence: pl.DataFrame) -> RegistryUpdate:
     """Make the day's presence rows equal `presence` and bring the registry up to date."""
     presence = presence.select(list(PRESENCE_COLUMNS)).cast(PRESENCE_COLUMNS)
-    with psycopg.connect(database_url) as conn:
+    store = OperationalStore(database_url)
+    with store.connect() as conn:
         ensure_day_partitions(conn, day, ("meter_presence",))
-    with adbc_connection(database_url) as conn, conn.cursor() as cur:
+    with store.adbc() as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('%s'))" % _REGISTRY_LOCK)
         before = _fetch(cur, f"SELECT meter_id FROM meter_presence WHERE partition_date = {_day(day)}")
         _stage(cur, "fleet_presence_new", presence)
@@ -137,7 +137,7 @@ def _upsert_registry(cur, rows: pl.DataFrame) -> int:
 def fetch_registry(database_url: str, meter_id: str | None = None) -> pl.DataFrame:
     """The registry (REGISTRY_COLUMNS), or one meter's row."""
     where = "" if meter_id is None else " WHERE meter_id = $1"
-    with adbc_connection(database_url) as conn, conn.cursor() as cur:
+    with OperationalStore(database_url).adbc() as conn, conn.cursor() as cur:
         cur.execute(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM meters{where} ORDER BY meter_id",
                     None if meter_id is None else (meter_id,))
         frame = pl.from_arrow(cur.fetch_arrow_table())
@@ -147,7 +147,7 @@ def fetch_registry(database_url: str, meter_id: str | None = None) -> pl.DataFra
 def fetch_lookback(database_url: str, day: date, lookback_days: int, partitions_start: date) -> Lookback:
     """Each meter's latest day of D-L..D-1, the meters of D and those first seen on D."""
     first = max(lookback_first_day(day, lookback_days), partitions_start)
-    with adbc_connection(database_url) as conn, conn.cursor() as cur:
+    with OperationalStore(database_url).adbc() as conn, conn.cursor() as cur:
         last_seen = _fetch(cur, (
             "SELECT meter_id, max(partition_date) AS partition_date FROM meter_presence "
             f"WHERE partition_date >= {_day(first)} AND partition_date < {_day(day)} GROUP BY meter_id"))
@@ -170,9 +170,10 @@ def fetch_lookback(database_url: str, day: date, lookback_days: int, partitions_
 def store_silent_meters(database_url: str, day: date, silent: pl.DataFrame) -> int:
     """Make the day's `silent_meters` rows equal `silent`; returns rows inserted, updated or deleted."""
     silent = silent.select(list(SILENT_COLUMNS)).cast(SILENT_COLUMNS)
-    with psycopg.connect(database_url) as conn:
+    store = OperationalStore(database_url)
+    with store.connect() as conn:
         ensure_day_partitions(conn, day, ("silent_meters",))
-    with adbc_connection(database_url) as conn, conn.cursor() as cur:
+    with store.adbc() as conn, conn.cursor() as cur:
         _stage(cur, "fleet_silent_new", silent)
         changed = _execute(cur, (
             f"DELETE FROM silent_meters s WHERE s.partition_date = {_day(day)} AND NOT EXISTS "
@@ -190,7 +191,7 @@ def store_silent_meters(database_url: str, day: date, silent: pl.DataFrame) -> i
 
 def fetch_silent_days(database_url: str, meter_id: str, limit: int = 30) -> pl.DataFrame:
     """A meter's most recent silent days (SILENT_COLUMNS), newest first."""
-    with adbc_connection(database_url) as conn, conn.cursor() as cur:
+    with OperationalStore(database_url).adbc() as conn, conn.cursor() as cur:
         cur.execute("SELECT partition_date, meter_id, last_seen, silent_days FROM silent_meters "
                     "WHERE meter_id = $1 ORDER BY partition_date DESC LIMIT $2", (meter_id, limit))
         frame = pl.from_arrow(cur.fetch_arrow_table())

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -53,7 +53,7 @@ def apply_migrations(database_url: str, folder: Path = MIGRATIONS_DIR) -> list[i
     """Apply the pending migrations; return their versions (empty when up to date)."""
     migrations = discover_migrations(folder)
     applied_now: list[int] = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with OperationalStore(database_url).connect(autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_LOCK,))
         try:
             conn.execute(

@@ -2,8 +2,8 @@
 
 Every operational table is partitioned BY RANGE (partition_date), one partition
 per UTC day named `<table>_pYYYYMMDD`, created when the day first gets rows:
-by the load (load.py, which builds a new day's partition aside and attaches
-it) or by a dead letter. Retention drops a day from every table at once.
+by the load (load/first_load.py, which builds a new day's partition aside and
+attaches it) or by a dead letter. Retention drops a day from every table at once.
 """
 
 from __future__ import annotations

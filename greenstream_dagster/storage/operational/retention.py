@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from greenstream_dagster.storage.operational.partitions import DAY_PARTITIONED_TABLES, list_day_partitions
+from greenstream_dagster.storage.operational.store import OperationalStore
 
 LOCK_TIMEOUT = "5s"
 AUTOVACUUM_YIELD = "50ms"
@@ -32,7 +33,7 @@ def apply_retention(database_url: str, today: date, retention_days: int = 90) ->
     """Drop the day partitions older than `retention_days`; return their names (oldest first)."""
     keep_from = expired_before(today, retention_days)
     dropped: list[str] = []
-    with psycopg.connect(database_url) as conn, conn.transaction():
+    with OperationalStore(database_url).connect() as conn, conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         _cancel_autovacuum_sooner(conn)
         for table in DAY_PARTITIONED_TABLES:

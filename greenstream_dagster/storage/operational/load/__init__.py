@@ -1,0 +1,116 @@
+"""Load one partition day into the operational store, idempotently (SPEC §5).
+
+The day's readings, quarantine rows and revisions are bulk-copied (ADBC: Arrow
+to COPY BINARY, on parallel connections) into tables of the `load_staging`
+schema; then, in ONE transaction, each table's day partition is made to
+mirror its input (mirror.py):
+
+* A day without a partition yet (first load) gets one built aside: the COPY
+  went straight into a table shaped like the partition, its key index is
+  built in one sort, and it is attached with ATTACH PARTITION (a lock that does
+  not block readers or other days' loads), then frozen and analyzed. Every
+  row is inserted, written once (first_load.py).
+* A day that has a partition is merged: the rows that are new or differ are
+  found by a parallel hash join on the key, then written by
+  `INSERT … ON CONFLICT (key) DO UPDATE … WHERE (…) IS DISTINCT FROM (…)`
+  (every column but loaded_at). Identical rows are never touched, so a re-load
+  of identical input changes zero rows and keeps their loaded_at, and a
+  re-score updates exactly the rows that differ. Filtering first matters: ON
+  CONFLICT DO UPDATE locks (writes) every conflicting row even when its WHERE
+  is false. Rows of the day no longer in the input are then deleted (the
+  anti-join runs only when the counts show there is something to delete;
+  merge.py).
+* A day loaded before with a digest of what it holds (changed_rows.py) is
+  sent only what changed: new readings are COPYed straight into the
+  partition, inside the transaction (a filling day gains half a million a
+  run; staging them first and INSERTing them cost half as much again),
+  differing ones go by the upsert above, gone ones are deleted by key
+  (changes.py).
+
+The day's estimates of short gaps (SPEC §3b) go into estimated_readings in the
+same transaction: a few thousand rows, copied whole into a temporary table and
+mirrored (withdrawn when gone, upserted where they differ; estimates.py).
+
+Merge staging tables are UNLOGGED (no WAL; unlike TEMP tables, parallel
+workers can scan them; staging_tables.py, filled by bulk_copy.py). A session
+advisory lock per day keeps two loads of the same day apart (runs of a
+partition should never overlap anyway, SPEC §6). What a load is given and what
+it returns: day_load.py.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import polars as pl
+
+from greenstream_dagster.storage.operational.changed_rows import row_digest
+from greenstream_dagster.storage.operational.load.changes import fetch_previous_load_name
+from greenstream_dagster.storage.operational.load.day_load import DayLoad, LoadResult
+from greenstream_dagster.storage.operational.load.mirror import Mirror, day_locked, mirror
+from greenstream_dagster.storage.operational.load.tables import READINGS
+from greenstream_dagster.storage.operational.store import OperationalStore
+
+__all__ = ["DayLoad", "LoadResult", "fetch_previous_load_name", "load_partition"]
+
+
+def load_partition(store: OperationalStore, load: DayLoad, *, copy_connections: int | None = None) -> LoadResult:
+    """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
+    mirror the load's frames (and estimated_readings its estimates, when it has them).
+
+    Readings the input no longer has are deleted and kept in removed_readings with the
+    load's `run_id` (SPEC §5: never removed silently); estimates gone from the input are
+    withdrawn (deleted and counted). The others are written only where they differ, so an
+    identical re-load changes no row and keeps loaded_at and estimated_at. With a previous
+    load's digest only the readings that changed are sent (see DayLoad). `copy_connections`:
+    parallel COPY connections (default: the CPUs, at most 4)."""
+    started = time.perf_counter()
+    load = load.conformed()
+    digest = row_digest(load.readings, READINGS.given_values) if load.digest_name else None
+    connections = copy_connections or min(os.cpu_count() or 1, 4)
+    with (_kept_beside(load.keep_digest, digest) as digest_stored, store.connect(autocommit=True) as conn,
+          day_locked(conn, load.day)):
+        mirrored = mirror(conn, store, load, digest, connections, digest_stored)
+        merged = time.perf_counter()
+    return _result(load, mirrored, digest, started, merged)
+
+
+@contextmanager
+def _kept_beside(keep_digest: Callable[[pl.DataFrame], None] | None,
+                 digest: pl.DataFrame | None) -> Iterator[Callable[[], object]]:
+    """The digest's upload, started in a thread of its own beside the load; yields the wait for it
+    (which raises what the upload raised). Left only once the upload has ended."""
+    with ThreadPoolExecutor(max_workers=1) as keeper:
+        if keep_digest is None or digest is None:
+            yield lambda: None
+        else:
+            yield keeper.submit(keep_digest, digest).result
+
+
+def _result(load: DayLoad, mirrored: Mirror, digest: pl.DataFrame | None, started: float, merged: float) -> LoadResult:
+    estimates = mirrored.estimates
+    return LoadResult(
+        partition_date=load.day,
+        inserted=mirrored.readings.inserted,
+        updated=mirrored.readings.updated,
+        unchanged=mirrored.readings.unchanged,
+        deleted=mirrored.readings.deleted,
+        rejected_rows=mirrored.rejected.rows,
+        rejected_changed=mirrored.rejected.changed,
+        revision_rows=mirrored.revisions.rows,
+        revisions_changed=mirrored.revisions.changed,
+        stage_seconds=round(mirrored.staged - started, 3),
+        merge_seconds=round(merged - mirrored.staged, 3),
+        seconds=round(merged - started, 3),
+        readings_copied=mirrored.copied,
+        digest=digest,
+        digest_name=mirrored.digest_name,
+        estimate_rows=estimates.rows if estimates else 0,
+        estimates_inserted=estimates.inserted if estimates else 0,
+        estimates_updated=estimates.updated if estimates else 0,
+        estimates_withdrawn=estimates.deleted if estimates else 0,
+    )
