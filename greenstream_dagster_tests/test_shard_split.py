@@ -155,3 +155,31 @@ def test_every_shard_step_gets_its_own_shard(platform, monkeypatch, s3_client, s
     for k in range(3):
         frame = staging.read_frame(s3_client, s3_env["GREENSTREAM_BUCKET"], SCORED, DAYS[0], "meters", shard=Shard(k, 3))
         assert frame.height and frame.select(meter_shard(3).eq(k).all()).item()
+
+
+def ingest_job():
+    """The ingest job as a code location builds it (for processes that load it again)."""
+    return build_definitions(load_settings()).resolve_job_def(INGEST_JOB)
+
+
+def test_shard_steps_in_processes_of_their_own_give_the_same_stores(platform, monkeypatch, database_url, s3_client,
+                                                                    s3_env):
+    """The multiprocess executor places every step, each shard's among them, in a process of its
+    own: they meet only in the bucket and PostgreSQL, and the day comes out as one process made it."""
+    job, instance = platform
+    day = DAYS[0]
+    assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    prefixes = lake_prefixes(day)
+    objects, writes = etags(s3_client, s3_env["GREENSTREAM_BUCKET"], prefixes), settled_writes(database_url)
+    monkeypatch.setenv("GREENSTREAM_SHARDS", "2")
+    monkeypatch.setenv("GREENSTREAM_EXECUTOR", "multiprocess")
+
+    result = dg.execute_job(dg.reconstructable(ingest_job), instance=instance, tags={"dagster/partition": day.isoformat()})
+
+    assert result.success
+    processes = {e.pid for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    mapped = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START and "[" in e.step_key}
+    assert len(mapped) == 4 and len(processes) >= len(mapped)  # standardize and score, two shards each
+    assert staging.layout(s3_client, s3_env["GREENSTREAM_BUCKET"], SCORED, day) == 2
+    assert {k: v for k, v in settled_writes(database_url).items() if writes.get(k) != v} == {}
+    assert etags(s3_client, s3_env["GREENSTREAM_BUCKET"], prefixes) == objects
