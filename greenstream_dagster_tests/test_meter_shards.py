@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenstream_dagster.rules.config import RulesConfig
+from greenstream_dagster.rules.landing_key import LandingObject
 from greenstream_dagster.rules.meter_daily import meter_daily
-from greenstream_dagster.rules.meter_shards import DEFAULT_METERS_PER_SHARD, meter_shard, shard_count
+from greenstream_dagster.rules.meter_shards import DEFAULT_METERS_PER_SHARD, meter_shard, parse_batches, route, shard_count
 from greenstream_dagster.rules.score import score_partition
 from greenstream_dagster.rules.standardize import standardize
 from greenstream_dagster_tests.builders import HEADER, rows
@@ -73,6 +74,63 @@ def test_the_shard_count_follows_the_fleet_or_is_set_outright():
         shard_count(10, meters_per_shard=0)
     with pytest.raises(ValueError):
         meter_shard(0)
+
+
+def numbered(ids: list[str | None]) -> pl.DataFrame:
+    """Rows of the given ids, each carrying its position, so order and loss can be seen."""
+    return pl.DataFrame({"meter_id": ids, "row": range(len(ids))}, schema={"meter_id": pl.Utf8, "row": pl.Int64})
+
+
+def test_routing_puts_every_row_in_exactly_its_meters_shard_in_order():
+    ids = [f"SM-{(n * 7919) % 5000}" for n in range(200_000)]  # meters interleaved, each many times
+    frame = numbered(ids)
+    parts = route(frame, 7)
+    assert sorted(parts) == list(range(7))
+    together = pl.concat(parts.values())
+    assert together.height == frame.height and together["row"].n_unique() == frame.height
+    for shard, part in parts.items():
+        assert part.columns == frame.columns and part.schema == frame.schema
+        assert (part.select(meter_shard(7))["meter_id"] == shard).all()
+        assert part["row"].is_sorted()  # the order the rows came in
+
+
+def test_routing_gives_empty_shards_an_empty_frame_of_the_same_columns():
+    parts = route(numbered(["SM-1", "SM-1", "SM-1"]), 16)
+    assert sorted(parts) == list(range(16))
+    assert sum(part.height for part in parts.values()) == 3
+    assert all(part.schema == parts[0].schema for part in parts.values())
+    assert all(route(numbered([]), 3)[k].height == 0 for k in range(3))
+
+
+def test_routing_sends_rows_of_no_meter_to_shard_zero():
+    ids = [None, "", "sm-1", "SM-", "SM-12a", " SM-1"]
+    parts = route(numbered(ids), 5)
+    assert parts[0]["row"].to_list() == list(range(len(ids)))
+    assert all(parts[k].height == 0 for k in range(1, 5))
+
+
+def test_one_shard_routes_every_row_to_it_unchanged():
+    frame = numbered(["SM-3", None, "SM-1"])
+    assert route(frame, 1)[0].equals(frame)
+
+
+def listed(*sizes: int) -> list[LandingObject]:
+    modified = datetime(2024, 4, 15, tzinfo=timezone.utc)
+    return [LandingObject(f"raw-data/2024-04-15/f{n:02d}.csv", size, "", modified) for n, size in enumerate(sizes)]
+
+
+def test_parse_batches_fill_up_to_the_byte_limit_in_listing_order():
+    objects = listed(40, 50, 10, 90, 30, 70)
+    batches = parse_batches(objects, 100)
+    assert [[o.size for o in batch] for batch in batches] == [[40, 50, 10], [90], [30, 70]]
+    assert [o for batch in batches for o in batch] == objects  # each object once, in order
+
+
+def test_an_object_above_the_limit_is_a_batch_alone():
+    assert [[o.size for o in b] for b in parse_batches(listed(10, 500, 10), 100)] == [[10], [500], [10]]
+    assert parse_batches([], 100) == []
+    with pytest.raises(ValueError):
+        parse_batches(listed(1), 0)
 
 
 METERS = ["SM-1", "SM-2", "SM-3", "SM-17", "SM-100", "SM-4096", "SM-77777", "bad-id", ""]

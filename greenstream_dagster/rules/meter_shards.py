@@ -16,15 +16,22 @@ Meters numbered in steps (every tenth id, say) still spread evenly.
 
 A row whose meter_id is not a placeable id (missing, malformed) belongs to no
 meter: it is quarantined on its own (§2), and such rows go to shard 0.
+
+Two pure pieces of the split (Polars only, no I/O): `parse_batches` groups a
+day's landing objects by size, so each object is parsed once, by one worker,
+with memory bounded by its batch; `route` hands that worker's rows to their
+shards.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
 
+from greenstream_dagster.rules.landing_key import LandingObject
 from greenstream_dagster.rules.schemas import METER_ID_PATTERN
 
 DEFAULT_METERS_PER_SHARD = 50_000
@@ -106,3 +113,24 @@ WHOLE_DAY = Shard(0, 1)
 
 def day_shards(count: int) -> list[Shard]:
     return [Shard(k, count) for k in range(count)]
+
+def parse_batches(objects: Sequence[LandingObject], max_bytes: int) -> list[list[LandingObject]]:
+    """The day's landing objects → batches of at most `max_bytes` listed bytes, each parsed by one worker.
+
+    Greedy in the given order (a listing is in key order, so batches are stable from run to
+    run); an object larger than `max_bytes` is a batch alone. A parse worker's memory follows
+    its batch's bytes (the rows read and their copy routed to shards), so the batch size
+    bounds it whatever the day's size. Sizes are as listed: a gzip object counts its stored
+    bytes, so its batch holds more rows; give such days a smaller `max_bytes`.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+    batches: list[list[LandingObject]] = []
+    held = 0
+    for obj in objects:
+        if not batches or held + obj.size > max_bytes:
+            batches.append([])
+            held = 0
+        batches[-1].append(obj)
+        held += obj.size
+    return batches
