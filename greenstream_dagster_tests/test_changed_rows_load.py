@@ -182,7 +182,7 @@ def test_the_load_commits_only_once_its_digest_is_stored(database_url):
     before = row_versions(database_url)
     storing = []
 
-    def refuse(digest: pl.DataFrame) -> None:
+    def refuse(part: int, digest: pl.DataFrame) -> None:
         storing.append(digest.height)
         raise ConnectionError("the store is down")
 

@@ -47,6 +47,12 @@ def shard_count(meters: int, meters_per_shard: int = DEFAULT_METERS_PER_SHARD, c
     return max(1, math.ceil(meters / meters_per_shard))
 
 
+def day_meters(meter_id: pl.Series) -> int:
+    """The meters a day's rows name: distinct placeable ids (the rows of any other id are
+    quarantined and name no meter, so they do not make a day need another shard)."""
+    return meter_id.filter(meter_id.str.contains(METER_ID_PATTERN).fill_null(False)).n_unique()
+
+
 def meter_shard(shards: int, meter_id: pl.Expr | None = None) -> pl.Expr:
     """The shard (0 … shards-1, UInt32) of each row's meter_id; shard 0 for an id no meter has."""
     if shards < 1:
@@ -113,6 +119,7 @@ WHOLE_DAY = Shard(0, 1)
 
 def day_shards(count: int) -> list[Shard]:
     return [Shard(k, count) for k in range(count)]
+
 
 def parse_batches(objects: Sequence[LandingObject], max_bytes: int) -> list[list[LandingObject]]:
     """The day's landing objects → batches of at most `max_bytes` listed bytes, each parsed by one worker.

@@ -33,3 +33,9 @@ class Bucket:
 
     def delete_frame(self, asset: str, day: date, name: str) -> None:
         staging.delete_frame(self.client, self.name, asset, day, name)
+
+    def delete_frames_starting(self, asset: str, day: date, start: str) -> None:
+        staging.delete_frames_starting(self.client, self.name, asset, day, start)
+
+    def frame_exists(self, asset: str, day: date, name: str) -> bool:
+        return staging.frame_exists(self.client, self.name, asset, day, name)

@@ -233,6 +233,20 @@ def delete_frame(client, bucket: str, asset: str, day: date, name: str) -> None:
     client.delete_object(Bucket=bucket, Key=key)
 
 
+def delete_frames_starting(client, bucket: str, asset: str, day: date, start: str) -> None:
+    """Delete every frame of the asset's day whose name starts with `start` (a digest kept in
+    parts, say, whatever their number)."""
+    prefix = staging_key(asset, day, start).removesuffix(".parquet")
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for key in [item["Key"] for page in pages for item in page.get("Contents", [])]:
+        _written.forget(bucket, key)
+        client.delete_object(Bucket=bucket, Key=key)
+
+
+def frame_exists(client, bucket: str, asset: str, day: date, name: str) -> bool:
+    return _etag(client, bucket, staging_key(asset, day, name)) is not None
+
+
 def _etag(client, bucket: str, key: str) -> str | None:
     try:
         return client.head_object(Bucket=bucket, Key=key)["ETag"]

@@ -18,9 +18,10 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.asset_names import REGISTRY, SILENT, STANDARDIZED
+from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
-from greenstream_dagster.defs.readings.assets import partition_day, read_upstream
+from greenstream_dagster.defs.readings.assets import read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
 from greenstream_dagster.rules.meter_registry import day_presence
 from greenstream_dagster.rules.silent_meters import fleet_day, silent_meters

@@ -27,7 +27,7 @@ from greenstream_dagster.rules.fault_window import fault_window
 from greenstream_dagster.rules.landing_partition import LandingPartition, read_landing_partition
 from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
-from greenstream_dagster.rules.meter_shards import Shard, day_shards, route, shard_count
+from greenstream_dagster.rules.meter_shards import Shard, day_meters, day_shards, route, shard_count
 from greenstream_dagster.rules.reading_order import duplicate_keys
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
@@ -55,7 +55,15 @@ def read_upstream(context, client, bucket: str, asset: str, day: date, name: str
     empty, with a warning: its landing files, if any, are processed by the day's own
     ingest run, and the late-data cascade re-scores what depends on them.
     """
-    frame = staging.read_frame(client, bucket, asset, day, name)
+    return _or_empty_day(context, staging.read_frame(client, bucket, asset, day, name), asset, day, name)
+
+
+def read_shard_upstream(context, client, bucket: str, asset: str, day: date, name: str, shard: Shard) -> pl.DataFrame:
+    """The shard's part of an upstream day frame (staging.read_shard_frame); read as empty like read_upstream."""
+    return _or_empty_day(context, staging.read_shard_frame(client, bucket, asset, day, name, shard), asset, day, name)
+
+
+def _or_empty_day(context, frame: pl.DataFrame | None, asset: str, day: date, name: str) -> pl.DataFrame:
     if frame is None:
         context.log.warning(f"{asset} {day} has not been materialized: read as an empty day")
         return empty_day_frames(day)[(asset, name)]
@@ -168,7 +176,7 @@ def _stage_rows_by_shard(client, bucket: str, day: date, rows: pl.DataFrame, cha
     the meter), then the day's layout, then (by the caller) the files that name what the rows hold:
     cut short in between, the next read finds older files and reads again what they do not list."""
     settings = load_settings()
-    count = shard_count(rows["meter_id"].n_unique() if rows.height else 0, settings.meters_per_shard, settings.shards)
+    count = shard_count(day_meters(rows["meter_id"]), settings.meters_per_shard, settings.shards)
     if change is not None and staging.layout(client, bucket, RAW, day) != count:
         change = None  # the change was made against the rows of another split: each shard's are written whole
     routed = route(rows, count)
@@ -186,7 +194,7 @@ def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
             with watch.stage("read"):
-                rows = _read_shard_upstream(context, client, bucket, RAW, day, "rows", shard)
+                rows = read_shard_upstream(context, client, bucket, RAW, day, "rows", shard)
             with watch.stage("standardize"):
                 redone = standardize_day(client, bucket, day, rows, rules.config(), shard)
                 result = redone.result
@@ -230,8 +238,8 @@ def _scored(partitions: dg.PartitionsDefinition, window_days: int) -> ShardedAss
             with watch.stage("read"):
                 history_days = [window.first_day + timedelta(days=k) for k in range(window.days - 1)]
                 versions = window_versions(client, bucket, [*history_days, day], shard)
-                readings = _read_shard_upstream(context, client, bucket, STANDARDIZED, day, "readings", shard)
-                day_stats = _read_shard_upstream(context, client, bucket, STANDARDIZED, day, "meter_stats", shard)
+                readings = read_shard_upstream(context, client, bucket, STANDARDIZED, day, "readings", shard)
+                day_stats = read_shard_upstream(context, client, bucket, STANDARDIZED, day, "meter_stats", shard)
                 history = {d: staging.read_shard_frame(client, bucket, STANDARDIZED, d, "meter_stats", shard,
                                                        columns=list(METER_DAY_STATS_COLUMNS)) for d in history_days}
                 _wait_for_window(context, client, bucket, [d for d, frame in history.items() if frame is None])
@@ -284,16 +292,6 @@ def _scored(partitions: dg.PartitionsDefinition, window_days: int) -> ShardedAss
         description="Every winning reading of the day with its fault flags, quality score and A–F grade; "
         "faults judged over the 7-day window D-6..D. Computed per meter shard.",
     )
-
-
-def _read_shard_upstream(context, client, bucket: str, asset: str, day: date, name: str, shard: Shard) -> pl.DataFrame:
-    """The shard's part of an upstream day frame; an empty day when that day was never
-    materialized (see read_upstream)."""
-    frame = staging.read_shard_frame(client, bucket, asset, day, name, shard)
-    if frame is None:
-        context.log.warning(f"{asset} {day} has not been materialized: read as an empty day")
-        return empty_day_frames(day)[(asset, name)]
-    return frame
 
 
 def _shard_writer(client, bucket: str, asset: str, day: date, shard: Shard, schema, check_name: str):

@@ -11,15 +11,23 @@ import polars as pl
 
 from greenstream_dagster.asset_names import LAKE_METER_DAILY, LAKE_READINGS, LOAD, RAW, SCORED, STANDARDIZED
 from greenstream_dagster.defs.metadata import grade_metadata
+from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
-from greenstream_dagster.defs.readings.assets import partition_day, read_upstream
+from greenstream_dagster.defs.readings.assets import read_shard_upstream, read_upstream
 from greenstream_dagster.defs.resources import OperationalStoreResource, S3Resource
 from greenstream_dagster.rules.meter_daily import meter_daily
+from greenstream_dagster.rules.meter_shards import Shard
 from greenstream_dagster.rules.quality_score import LAKE_GRADES
 from greenstream_dagster.storage import lake, staging
 from greenstream_dagster.storage.bucket import Bucket
 from greenstream_dagster.storage.operational.changed_rows import PreviousLoad
-from greenstream_dagster.storage.operational.load import DayLoad, LoadResult, fetch_previous_load_name, load_partition
+from greenstream_dagster.storage.operational.load import (
+    DayLoad,
+    LoadPart,
+    LoadResult,
+    fetch_previous_load_name,
+    load_partition,
+)
 from greenstream_dagster.storage.operational.queries import count_day_readings
 from greenstream_dagster.storage.operational.store import OperationalStore
 
@@ -44,11 +52,10 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             with watch.stage("read"):
                 store = operational.store()
                 _refuse_empty_over_stored(staged, store, day)
-                readings = read_upstream(context, client, bucket, SCORED, day, "readings")
-                rejected = read_upstream(context, client, bucket, STANDARDIZED, day, "rejected")
-                revisions = read_upstream(context, client, bucket, STANDARDIZED, day, "revisions")
+                parts = staging.layout(client, bucket, SCORED, day)
                 estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
-            load = DayLoad(day, readings, rejected, revisions, estimates=estimates, run_id=context.run.run_id)
+            load = DayLoad(day, estimates=estimates, run_id=context.run.run_id, parts=parts,
+                           read_part=lambda index: _read_part(context, staged, day, Shard(index, parts)))
             with watch.stage("load"):
                 result = _load_changes(staged, store, load, context.log)
         return dg.MaterializeResult(metadata={**_load_metadata(result), **watch.metadata(result.rows)})
@@ -119,6 +126,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
 def _load_metadata(result: LoadResult) -> dict:
     return {
         "readings_copied": result.readings_copied,  # sent to PostgreSQL: only what changed since the last load
+        "shards": result.parts,  # sent one meter shard at a time, each compared with its own digest
         "rows": result.rows,
         "inserted": result.inserted,
         "updated": result.updated,
@@ -135,19 +143,24 @@ def _load_metadata(result: LoadResult) -> dict:
     }
 
 
+def _read_part(context, staged: Bucket, day: date, shard: Shard) -> LoadPart:
+    """One meter shard of the day's load: its scored readings, quarantine rows and revisions."""
+    def read(asset: str, name: str) -> pl.DataFrame:
+        return read_shard_upstream(context, staged.client, staged.name, asset, day, name, shard)
+    return LoadPart(read(SCORED, "readings"), read(STANDARDIZED, "rejected"), read(STANDARDIZED, "revisions"))
+
+
 def _load_changes(staged: Bucket, store: OperationalStore, load: DayLoad, log) -> LoadResult:
     """Load the day, sending only the readings that changed since its last load when that load's
-    digest is at hand (storage/operational/changed_rows.py); then keep this load's digest."""
+    digest is at hand (storage/operational/changed_rows.py), one digest per part (meter shard);
+    then keep this load's digest."""
     day = load.day
     previous_name = fetch_previous_load_name(store, day)
-    previous = None
-    if previous_name is not None:
-        digest = staged.read_frame(LOAD, day, _digest(previous_name))
-        previous = PreviousLoad(previous_name, digest) if digest is not None else None
+    previous = _previous_load(staged, day, previous_name, load.parts) if previous_name is not None else None
     name = uuid.uuid4().hex
 
-    def keep(digest: pl.DataFrame) -> None:  # uploaded while PostgreSQL loads
-        staged.write_frame(LOAD, day, _digest(name), digest)
+    def keep(part: int, digest: pl.DataFrame) -> None:  # uploaded while PostgreSQL loads
+        staged.write_frame(LOAD, day, _digest(name, part, load.parts), digest)
 
     try:
         result = load_partition(store, dataclasses.replace(load, previous=previous, digest_name=name, keep_digest=keep))
@@ -155,21 +168,42 @@ def _load_changes(staged: Bucket, store: OperationalStore, load: DayLoad, log) -
         _forget_digest(staged, day, name, log)  # named by no load: the previous one stays current
         raise
     if result.digest_name != name:  # the readings had not changed: the previous digest stays current
-        staged.delete_frame(LOAD, day, _digest(name))
+        staged.delete_frames_starting(LOAD, day, _digest(name))
     elif previous_name is not None:
-        staged.delete_frame(LOAD, day, _digest(previous_name))
+        staged.delete_frames_starting(LOAD, day, _digest(previous_name))
     return result
 
 
-def _digest(name: str) -> str:
-    return f"digest-{name}"
+def _previous_load(staged: Bucket, day: date, name: str, parts: int) -> PreviousLoad | None:
+    """The previous load's digest, kept in as many parts as this load has; None when one of them
+    is not in staging (the load then compares in PostgreSQL). Each part is read when its turn
+    comes, so that the process holds one part's digest, not the day's."""
+    names = [_digest(name, part, parts) for part in range(parts)]
+    if not all(staged.frame_exists(LOAD, day, part_name) for part_name in names):
+        return None
+    return PreviousLoad(name, parts=parts, read_part=lambda part: _required(staged.read_frame(LOAD, day, names[part]),
+                                                                           names[part]))
+
+
+def _required(frame: pl.DataFrame | None, name: str) -> pl.DataFrame:
+    if frame is None:
+        raise RuntimeError(f"the digest {name} went from staging during the load; the load is rolled back "
+                           "and its retry compares in PostgreSQL")
+    return frame
+
+
+def _digest(name: str, part: int | None = None, parts: int = 1) -> str:
+    """A load's digest (`part` None: the start every part's name shares); a one-part load's is one frame."""
+    if part is None or parts == 1:
+        return f"digest-{name}"
+    return f"digest-{name}-part-{part:04d}-of-{parts:04d}"
 
 
 def _forget_digest(staged: Bucket, day: date, name: str, log) -> None:
     """Remove the digest of a load that failed. The store failing is likely why the load failed:
     then the digest stays as litter that no load names (never read), and the log says where."""
     try:
-        staged.delete_frame(LOAD, day, _digest(name))
+        staged.delete_frames_starting(LOAD, day, _digest(name))
     except Exception as error:
         log.warning(f"the digest of this failed load could not be removed ({type(error).__name__}); "
                     f"{staging.staging_key(LOAD, day, _digest(name))} is named by no load and may be deleted")

@@ -19,6 +19,7 @@ the load falls back to comparing in PostgreSQL).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -35,12 +36,28 @@ def row_digest(readings: pl.DataFrame, value_columns: list[str]) -> pl.DataFrame
     return readings.select(*DIGEST_KEY).with_columns(hashes.alias("row_hash"))
 
 
+def digest_format(parts: int) -> str:
+    """The format a load of `parts` parts records: a digest kept in other parts (the day split in
+    another number of meter shards) is not compared part by part, so it is not trusted."""
+    return DIGEST_FORMAT if parts == 1 else f"{DIGEST_FORMAT} in {parts} parts"
+
+
 @dataclass(frozen=True)
 class PreviousLoad:
-    """The digest the day's last load left, under the name it recorded in `day_loads`."""
+    """The digest the day's last load left, under the name it recorded in `day_loads`: whole
+    (`digest`), or in `parts` parts read one at a time by `read_part` (each part's digest is that
+    of the same part of the load: the same meter shard)."""
 
     name: str
-    digest: pl.DataFrame
+    digest: pl.DataFrame | None = None
+    parts: int = 1
+    read_part: Callable[[int], pl.DataFrame] | None = None
+
+    def part(self, index: int) -> pl.DataFrame:
+        if self.read_part is not None:
+            return self.read_part(index)
+        assert self.digest is not None, "a PreviousLoad has its digest or read_part"
+        return self.digest
 
 
 @dataclass(frozen=True)

@@ -42,25 +42,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
-import polars as pl
-
-from greenstream_dagster.storage.operational.changed_rows import row_digest
 from greenstream_dagster.storage.operational.load.changes import fetch_previous_load_name
-from greenstream_dagster.storage.operational.load.day_load import DayLoad, LoadResult
+from greenstream_dagster.storage.operational.load.day_load import DayLoad, LoadPart, LoadResult
+from greenstream_dagster.storage.operational.load.digest_keeper import DigestKeeper
 from greenstream_dagster.storage.operational.load.mirror import Mirror, day_locked, mirror
-from greenstream_dagster.storage.operational.load.tables import READINGS
 from greenstream_dagster.storage.operational.store import OperationalStore
 
-__all__ = ["DayLoad", "LoadResult", "fetch_previous_load_name", "load_partition"]
+__all__ = ["DayLoad", "LoadPart", "LoadResult", "fetch_previous_load_name", "load_partition"]
 
 
 def load_partition(store: OperationalStore, load: DayLoad, *, copy_connections: int | None = None) -> LoadResult:
     """Make the day's partitions of meter_readings, rejected_readings and reading_revisions
-    mirror the load's frames (and estimated_readings its estimates, when it has them).
+    mirror the load's parts (and estimated_readings its estimates, when it has them).
 
     Readings the input no longer has are deleted and kept in removed_readings with the
     load's `run_id` (SPEC §5: never removed silently); estimates gone from the input are
@@ -69,32 +63,19 @@ def load_partition(store: OperationalStore, load: DayLoad, *, copy_connections: 
     load's digest only the readings that changed are sent (see DayLoad). `copy_connections`:
     parallel COPY connections (default: the CPUs, at most 4)."""
     started = time.perf_counter()
-    load = load.conformed()
-    digest = row_digest(load.readings, READINGS.given_values) if load.digest_name else None
     connections = copy_connections or min(os.cpu_count() or 1, 4)
-    with (_kept_beside(load.keep_digest, digest) as digest_stored, store.connect(autocommit=True) as conn,
+    with (DigestKeeper(load.keep_digest) as keeper, store.connect(autocommit=True) as conn,
           day_locked(conn, load.day)):
-        mirrored = mirror(conn, store, load, digest, connections, digest_stored)
+        mirrored = mirror(conn, store, load, connections, keeper)
         merged = time.perf_counter()
-    return _result(load, mirrored, digest, started, merged)
+    return _result(load, mirrored, started, merged)
 
 
-@contextmanager
-def _kept_beside(keep_digest: Callable[[pl.DataFrame], None] | None,
-                 digest: pl.DataFrame | None) -> Iterator[Callable[[], object]]:
-    """The digest's upload, started in a thread of its own beside the load; yields the wait for it
-    (which raises what the upload raised). Left only once the upload has ended."""
-    with ThreadPoolExecutor(max_workers=1) as keeper:
-        if keep_digest is None or digest is None:
-            yield lambda: None
-        else:
-            yield keeper.submit(keep_digest, digest).result
-
-
-def _result(load: DayLoad, mirrored: Mirror, digest: pl.DataFrame | None, started: float, merged: float) -> LoadResult:
+def _result(load: DayLoad, mirrored: Mirror, started: float, merged: float) -> LoadResult:
     estimates = mirrored.estimates
     return LoadResult(
         partition_date=load.day,
+        parts=load.parts,
         inserted=mirrored.readings.inserted,
         updated=mirrored.readings.updated,
         unchanged=mirrored.readings.unchanged,
@@ -107,7 +88,7 @@ def _result(load: DayLoad, mirrored: Mirror, digest: pl.DataFrame | None, starte
         merge_seconds=round(merged - mirrored.staged, 3),
         seconds=round(merged - started, 3),
         readings_copied=mirrored.copied,
-        digest=digest,
+        digest=mirrored.digest,
         digest_name=mirrored.digest_name,
         estimate_rows=estimates.rows if estimates else 0,
         estimates_inserted=estimates.inserted if estimates else 0,

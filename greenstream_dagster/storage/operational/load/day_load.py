@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -19,16 +18,38 @@ from greenstream_dagster.storage.operational.load.tables import (
     conform,
 )
 
+LOAD_TABLES = (READINGS, REJECTED, REVISIONS)  # the three tables every load mirrors, in the order loaded
 
-@dataclass(frozen=True, eq=False)
-class DayLoad:
-    """The inputs of one day's load. The frames follow SCORED_COLUMNS, REJECTED_COLUMNS and
-    REVISION_COLUMNS (each reading's record_id is derived by the load)."""
 
-    day: date
+@dataclass(frozen=True)
+class LoadPart:
+    """One part of a day's load: the readings, quarantine rows and revisions of a set of meters
+    (a meter shard, SPEC §10), following SCORED_COLUMNS, REJECTED_COLUMNS and REVISION_COLUMNS.
+    Every row of an interval key is in one part, so the parts never share a key."""
+
     readings: pl.DataFrame
     rejected: pl.DataFrame
     revisions: pl.DataFrame
+
+    def frame(self, table: LoadTable) -> pl.DataFrame:
+        return {READINGS.name: self.readings, REJECTED.name: self.rejected, REVISIONS.name: self.revisions}[table.name]
+
+    def conformed(self, day: date) -> LoadPart:
+        """Each frame in contract order and sorted by key; a frame that breaks its contract (a
+        column, a dtype, a row of another day) is a ValueError naming its table."""
+        return LoadPart(*(conform(table, self.frame(table), day) for table in LOAD_TABLES))
+
+
+@dataclass(frozen=True, eq=False)
+class DayLoad:
+    """The inputs of one day's load: its frames whole (`readings`, `rejected`, `revisions`), or
+    `parts` parts read one at a time by `read_part`, so that the process holds one part, not the
+    day (SPEC §10: a day of a million meters is loaded in its shards' memory)."""
+
+    day: date
+    readings: pl.DataFrame | None = None
+    rejected: pl.DataFrame | None = None
+    revisions: pl.DataFrame | None = None
     # SPEC §3b, ESTIMATE_COLUMNS: the day's estimated_readings mirror them in the same
     # transaction. None leaves estimated_readings alone.
     estimates: pl.DataFrame | None = None
@@ -39,22 +60,27 @@ class DayLoad:
     # The name the load records for the digest of this input (returned in the result, for the
     # caller to store); None: no digest is made.
     digest_name: str | None = None
-    # Stores that digest while the load runs, in a thread of its own: the load commits only once
-    # it has returned, so `day_loads` never names a digest that was not stored.
-    keep_digest: Callable[[pl.DataFrame], None] | None = None
+    # Stores the digest of each part (part index, digest) while the load runs, in a thread of its
+    # own: the load commits only once every one is stored, so `day_loads` never names a digest
+    # that was not stored.
+    keep_digest: Callable[[int, pl.DataFrame], None] | None = None
+    parts: int = 1
+    read_part: Callable[[int], LoadPart] | None = None  # None: the one part is the frames above
 
-    @property
-    def tables(self) -> tuple[tuple[LoadTable, pl.DataFrame], ...]:
-        """The three tables every load mirrors, each with its frame, in the order they are loaded."""
-        return (READINGS, self.readings), (REJECTED, self.rejected), (REVISIONS, self.revisions)
+    def __post_init__(self) -> None:
+        whole = self.readings is not None and self.rejected is not None and self.revisions is not None
+        if whole == (self.read_part is not None) or (whole and self.parts != 1) or self.parts < 1:
+            raise ValueError("a DayLoad has its three frames (one part) or read_part and its number of parts")
 
-    def conformed(self) -> DayLoad:
-        """The same load with each frame in contract order and sorted by key; a frame that breaks its
-        contract (a column, a dtype, a row of another day) is a ValueError naming its table."""
-        readings, rejected, revisions = (conform(table, frame, self.day) for table, frame in self.tables)
-        estimates = conform(ESTIMATES, self.estimates, self.day) if self.estimates is not None else None
-        return dataclasses.replace(self, readings=readings, rejected=rejected, revisions=revisions,
-                                   estimates=estimates)
+    def part(self, index: int) -> LoadPart:
+        """Part `index` (0 … parts-1), conformed (see LoadPart.conformed)."""
+        if self.read_part is None:
+            assert self.readings is not None and self.rejected is not None and self.revisions is not None
+            return LoadPart(self.readings, self.rejected, self.revisions).conformed(self.day)
+        return self.read_part(index).conformed(self.day)
+
+    def conformed_estimates(self) -> pl.DataFrame | None:
+        return conform(ESTIMATES, self.estimates, self.day) if self.estimates is not None else None
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,9 @@ class LoadResult:
     estimates_inserted: int = 0
     estimates_updated: int = 0  # re-computed: a bounding reading changed
     estimates_withdrawn: int = 0  # deleted: a reading arrived for the slot, or the run is no longer short or bounded
-    digest: pl.DataFrame | None = field(default=None, repr=False, compare=False)  # see changed_rows.py
+    parts: int = 1  # the parts (meter shards) the load was sent in, one at a time
+    # The digest of a one-part load (see changed_rows.py); a load in parts hands each part's to keep_digest.
+    digest: pl.DataFrame | None = field(default=None, repr=False, compare=False)
     # The digest the day's load record names after the load: `digest_name`, or the previous
     # load's when the readings did not change (the record is then left untouched).
     digest_name: str | None = None

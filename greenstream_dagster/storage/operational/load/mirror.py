@@ -1,22 +1,31 @@
-"""Under the day's load lock: stage the frames, then make each day partition mirror its frame in
-ONE transaction (a first load attaches, a re-load merges or applies the digest's changes)."""
+"""Under the day's load lock, in ONE transaction: the load's parts sent one at a time, then each
+day partition made to mirror them (a first load attaches, a re-load merges or applies the
+digest's changes)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
 import psycopg
 from psycopg import sql
 
-from greenstream_dagster.storage.operational.changed_rows import Changes
+from greenstream_dagster.storage.operational.changed_rows import changes_since, row_digest
 from greenstream_dagster.storage.operational.load.bulk_copy import copy_to_staging
-from greenstream_dagster.storage.operational.load.changes import apply_changes, changes_to_send, create_gone, record_load
-from greenstream_dagster.storage.operational.load.day_load import DayLoad
+from greenstream_dagster.storage.operational.load.changes import (
+    apply_changes,
+    create_gone,
+    insert_new,
+    record_load,
+    stage_changes,
+    trusted_previous,
+)
+from greenstream_dagster.storage.operational.load.day_load import LOAD_TABLES, DayLoad
+from greenstream_dagster.storage.operational.load.digest_keeper import DigestKeeper
 from greenstream_dagster.storage.operational.load.estimates import mirror_estimates
 from greenstream_dagster.storage.operational.load.first_load import attach, freeze
 from greenstream_dagster.storage.operational.load.merge import merge
@@ -24,8 +33,6 @@ from greenstream_dagster.storage.operational.load.staging_tables import create_s
 from greenstream_dagster.storage.operational.load.tables import (
     ESTIMATES,
     READINGS,
-    REJECTED,
-    REVISIONS,
     LoadTable,
     Mirrored,
 )
@@ -47,8 +54,9 @@ class Mirror:
     revisions: Mirrored
     estimates: Mirrored | None  # SPEC §3b, when the load was given estimates
     copied: int
-    staged: float  # time.perf_counter() when staging ended and the transaction began
+    staged: float  # time.perf_counter() when every part was sent (inside the transaction)
     digest_name: str | None
+    digest: pl.DataFrame | None  # the digest of a one-part load
 
 
 @contextmanager
@@ -62,59 +70,87 @@ def day_locked(conn: psycopg.Connection, day: date) -> Iterator[None]:
         yield
     finally:
         if not conn.broken:
-            drop_staged(conn, day, (READINGS, REJECTED, REVISIONS))
+            drop_staged(conn, day, LOAD_TABLES)
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock)
 
 
-def mirror(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, digest: pl.DataFrame | None,
-           copy_connections: int, digest_stored: Callable[[], object]) -> Mirror:
-    """Stage the (conformed) load's frames, then make the partitions mirror them in one
-    transaction, committed only once `digest_stored` has returned (the digest's upload)."""
+def mirror(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, copy_connections: int,
+           keeper: DigestKeeper) -> Mirror:
+    """Make the day's partitions mirror the load's parts, in one transaction, committed only once
+    every part's digest is stored (`keeper`). The parts are read, digested, compared and copied
+    one at a time, so the process holds one part, never the day; a load cut short anywhere
+    leaves the day as it was (SPEC §10: no half-loaded shard, nor a half-loaded day)."""
     day = load.day
-    fresh = {t.name: not day_partition_exists(conn, t.name, day) for t, _ in load.tables}
-    changes = None if fresh[READINGS.name] else changes_to_send(conn, day, load.previous, load.readings, digest)
-    copied = _stage(conn, store, load, fresh, changes, copy_connections)
+    fresh = {t.name: not day_partition_exists(conn, t.name, day) for t in LOAD_TABLES}
+    stored_before = None if fresh[READINGS.name] else trusted_previous(conn, day, load.previous, load.parts)
+    for table in LOAD_TABLES:
+        create_staging(conn, table, day, fresh[table.name])
+    if stored_before is not None:
+        create_gone(conn, day)
     if load.estimates is not None:
         ensure_day_partitions(conn, day, (ESTIMATES.name,))
-    staged = time.perf_counter()
     with conn.transaction():
         for name, value in _TRANSACTION_SETTINGS.items():
             conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-        readings, rejected, revisions = (_write(conn, load, table, frame.height, fresh[table.name], changes)
-                                         for table, frame in load.tables)
-        estimated = mirror_estimates(conn, day, load.estimates) if load.estimates is not None else None
+        sent = _send_parts(conn, store, load, stored_before is not None, copy_connections, keeper)
+        staged = time.perf_counter()
+        readings, rejected, revisions = (_write(conn, load, table, sent, fresh[table.name], stored_before)
+                                         for table in LOAD_TABLES)
+        estimated = mirror_estimates(conn, day, load.conformed_estimates()) if load.estimates is not None else None
         digest_name = load.digest_name
-        if changes is not None and not readings.changed:
+        if stored_before is not None and not readings.changed:
             digest_name = load.previous.name  # the same readings: the day's load record stays as it is (SPEC §5)
         elif digest_name is not None:
-            record_load(conn, day, digest_name, load.readings.height)
-        digest_stored()  # stored before the load that names it commits
-    freeze(conn, [t for t, _ in load.tables if fresh[t.name]], day)
-    return Mirror(readings, rejected, revisions, estimated, copied, staged, digest_name)
+            record_load(conn, day, digest_name, sent.rows[READINGS.name], load.parts)
+        keeper.wait()  # stored before the load that names it commits
+    freeze(conn, [t for t in LOAD_TABLES if fresh[t.name]], day)
+    return Mirror(readings, rejected, revisions, estimated, sent.copied, staged, digest_name, sent.digest)
 
 
-def _stage(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, fresh: dict[str, bool],
-           changes: Changes | None, copy_connections: int) -> int:
-    """Each table's staging table, filled by COPY; returns the readings sent to PostgreSQL (with
-    `changes`, only the changed ones: the new go straight into the partition, in the transaction)."""
-    copied = 0
-    for table, frame in load.tables:
-        create_staging(conn, table, load.day, fresh[table.name])
-        if table is READINGS and changes is not None:
-            frame = changes.updates
-            create_gone(conn, store, load.day, changes.deleted_keys, copy_connections)
-            copied += changes.inserts.height  # copied in the transaction, straight into the partition
-        copy_to_staging(store, partition_name(table.name, load.day), frame, copy_connections, table.derive)
-        copied += frame.height if table is READINGS else 0
-    return copied
+@dataclass
+class _Sent:
+    """What the parts sent, added up: rows of each table's input, readings copied, and what the
+    new readings' COPY did (inserted, updated)."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys((t.name for t in LOAD_TABLES), 0))
+    copied: int = 0
+    new: tuple[int, int] = (0, 0)
+    digest: pl.DataFrame | None = None  # the digest of a one-part load
 
 
-def _write(conn: psycopg.Connection, load: DayLoad, table: LoadTable, rows: int, fresh: bool,
-           changes: Changes | None) -> Mirrored:
-    """Inside the transaction: the day partition of `table` becomes its staged frame of `rows`
-    (`changes`, found against `load.previous`, stand for the readings' frame)."""
+def _send_parts(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, compare: bool,
+                copy_connections: int, keeper: DigestKeeper) -> _Sent:
+    """Each part in turn: read and conformed, digested, compared to its previous digest (when
+    `compare`), then copied: to staging on parallel connections (each COPY commits apart, and the
+    transaction's later statements see it), its new readings straight into the partition."""
+    sent, day = _Sent(), load.day
+    for index in range(load.parts):
+        part = load.part(index)
+        digest = row_digest(part.readings, READINGS.given_values) if load.digest_name else None
+        if digest is not None:
+            keeper.keep(index, digest)
+        sent.digest = digest if load.parts == 1 else None
+        changes = changes_since(load.previous.part(index), part.readings, digest) if compare else None
+        for table in LOAD_TABLES:
+            sent.rows[table.name] += part.frame(table).height
+            if table is READINGS and changes is not None:
+                stage_changes(store, day, changes, copy_connections)
+                new = insert_new(conn, day, changes.inserts)
+                sent.new = (sent.new[0] + new[0], sent.new[1] + new[1])
+                sent.copied += changes.updates.height + changes.inserts.height
+                continue
+            copy_to_staging(store, partition_name(table.name, day), part.frame(table), copy_connections, table.derive)
+            sent.copied += part.frame(table).height if table is READINGS else 0
+    return sent
+
+
+def _write(conn: psycopg.Connection, load: DayLoad, table: LoadTable, sent: _Sent, fresh: bool,
+           stored_before: int | None) -> Mirrored:
+    """Inside the transaction: the day partition of `table` becomes its staged rows (with
+    `stored_before`, the readings' changes stand for them)."""
+    rows = sent.rows[table.name]
     if fresh:
         return attach(conn, table, load.day, rows)
-    if table is READINGS and changes is not None:
-        return apply_changes(conn, load.day, rows, changes, load.run_id, stored_before=load.previous.digest.height)
+    if table is READINGS and stored_before is not None:
+        return apply_changes(conn, load.day, rows, sent.new, load.run_id, stored_before)
     return merge(conn, table, load.day, rows, load.run_id)
