@@ -5,10 +5,14 @@ by any hive-partitioned reader (pyarrow.dataset, polars, Spark, Athena).
 
 Atomic per day: the whole day is one object with a fixed name, written by a
 single PUT (multipart above 64 MB). S3 makes an object visible only once it is
-complete, so a reader sees the old day or the new one, never half. A re-run
-overwrites the same key, unless the object holds these very bytes already (an
-identical re-run rewrites nothing); only after it succeeded are other objects in
-the day's folder (strays of an older layout or a manual copy) deleted.
+complete, so a reader sees the old day or the new one, never half. A day staged
+in meter shards (SPEC §10) is encoded shard by shard into that one object (a
+row group or more per shard, spooled to a local file), so no process holds the
+day and the object stays the one readers know: no table format is needed. A
+re-run overwrites the same key, unless the object holds these very rows already
+(an identical re-run rewrites nothing, whatever the number of shards); only
+after it succeeded are other objects in the day's folder (strays of an older
+layout or a manual copy) deleted.
 
 Columns are exactly the contract's (SPEC §8): `LAKE_READING_COLUMNS` for
 readings, `METER_DAILY_COLUMNS` for meter_daily, `ESTIMATE_COLUMNS` for
@@ -20,7 +24,7 @@ operational store's column; it costs a few bytes (a constant column is one
 dictionary entry). The hive keys are *not* written into the body, because
 readers that add them from the path would then see the column twice.
 
-Compression: rows sorted by meter then time so runs are long; dictionary
+Compression: rows sorted by meter then time (within each shard's row groups) so runs are long; dictionary
 encoding with a larger dictionary page (values repeat across meters, and the
 default 1 MB page falls back to plain encoding early); delta encoding for the
 time and line columns; one row group per million rows with statistics, so
@@ -29,12 +33,14 @@ readers can skip by meter_id and reading_ts.
 
 from __future__ import annotations
 
-import hashlib
 import io
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 
@@ -62,10 +68,12 @@ _DAY_COLUMN = {"readings": "partition_date", "meter_daily": "date", "silent_mete
 _DELTA_COLUMNS = {"readings": ["reading_ts", "source_line"], "meter_daily": [], "silent_meters": [],
                   "estimated": ["slot_ts", "from_reading_ts", "to_reading_ts"]}
 
-# User metadata of every lake object: the SHA-256 of its bytes. An identical re-run keeps the
-# object (same ETag and last-modified time), so readers and caches see no change (SPEC §5); a
-# multipart upload's ETag is no content hash, hence a digest of our own.
-CONTENT_DIGEST = "content-sha256"
+# User metadata of every lake object: a digest of its rows (_RowsDigest). An identical re-run
+# keeps the object (same ETag and last-modified time), so readers and caches see no change
+# (SPEC §5), also when the day was computed in another number of shards; a multipart upload's
+# ETag is no content hash, hence a digest of our own.
+ROWS_DIGEST = "rows-digest"
+_ROWS_DIGEST_FORMAT = f"v1 polars {pl.__version__}"
 
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
 
@@ -92,30 +100,8 @@ def lake_day_key(table: str, day: date) -> str:
 
 def to_parquet(table: str, day: date, frame: pl.DataFrame) -> bytes:
     """The day's Parquet bytes: contract columns, sorted, Snappy. Raises ValueError naming the problem."""
-    columns = TABLES[_check_table(table)]
-    missing = [name for name in columns if name not in frame.columns]
-    if missing:
-        raise ValueError(f"lake {table} {day}: the frame lacks contract columns {missing}")
-    shaped = frame.select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
-    wrong_day = shaped.filter(pl.col(_DAY_COLUMN[table]).ne_missing(day)).height
-    if wrong_day:
-        raise ValueError(f"lake {table} {day}: {wrong_day} rows have a {_DAY_COLUMN[table]} other than {day}")
-    # In one chunk: the same rows give the same bytes however the frame was put together (a day
-    # read across meter shards comes in several chunks, and Arrow writes a row group per chunk).
-    arrow = sorted_by(shaped, _SORT_KEYS[table]).rechunk().to_arrow()
-    delta = _DELTA_COLUMNS[table]
     buffer = io.BytesIO()
-    pq.write_table(
-        arrow,
-        buffer,
-        compression="snappy",
-        use_dictionary=[name for name in columns if name not in delta],
-        column_encoding={name: "DELTA_BINARY_PACKED" for name in delta} or None,
-        dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
-        row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
-        store_schema=True,
-    )
+    _write_parts(buffer, table, day, 1, lambda _: frame, _RowsDigest())
     return buffer.getvalue()
 
 
@@ -125,16 +111,102 @@ def write_lake_day(client, bucket: str, table: str, day: date, frame: pl.DataFra
     The caller chooses the rows (for readings: those graded A–C, SPEC §5);
     extra columns such as `record_id` are dropped here.
     """
-    data = to_parquet(table, day, frame)
+    return write_lake_day_in_parts(client, bucket, table, day, 1, lambda _: frame)
+
+
+def write_lake_day_in_parts(client, bucket: str, table: str, day: date, parts: int,
+                            read_part: Callable[[int], pl.DataFrame]) -> LakeWrite:
+    """Replace `table`'s day atomically with the rows of its `parts` parts (meter shards, SPEC
+    §10), read one at a time by `read_part`: each is encoded into the day's one object as row
+    groups of its own and let go, so the process holds one part, never the day. The object is
+    spooled to a local file, then uploaded in one PUT (multipart: S3 shows it only once complete),
+    unless the stored object holds these very rows already."""
     key = lake_day_key(table, day)
-    digest = hashlib.sha256(data).hexdigest()
-    unchanged = (head_metadata(client, bucket, key) or {}).get(CONTENT_DIGEST) == digest
-    if not unchanged:
-        client.upload_fileobj(io.BytesIO(data), bucket, key, Config=_TRANSFER,
-                              ExtraArgs={"ContentType": "application/vnd.apache.parquet",
-                                         "Metadata": {CONTENT_DIGEST: digest}})
+    digest = _RowsDigest()
+    with tempfile.TemporaryFile() as spool:
+        rows = _write_parts(spool, table, day, parts, read_part, digest)
+        size = spool.tell()
+        unchanged = (head_metadata(client, bucket, key) or {}).get(ROWS_DIGEST) == digest.value
+        if not unchanged:
+            spool.seek(0)
+            client.upload_fileobj(spool, bucket, key, Config=_TRANSFER,
+                                  ExtraArgs={"ContentType": "application/vnd.apache.parquet",
+                                             "Metadata": {ROWS_DIGEST: digest.value}})
     _delete_strays(client, bucket, lake_day_prefix(table, day), keep=key)
-    return LakeWrite(key=key, bytes=len(data), rows=frame.height, rewritten=not unchanged)
+    return LakeWrite(key=key, bytes=size, rows=rows, rewritten=not unchanged)
+
+
+def _write_parts(sink, table: str, day: date, parts: int, read_part: Callable[[int], pl.DataFrame],
+                 digest: _RowsDigest) -> int:
+    """Encode the parts into `sink` as one Parquet file; returns its rows (digested on the way)."""
+    rows = 0
+    with pq.ParquetWriter(sink, _arrow_schema(table), **_WRITER_OPTIONS[table]) as writer:
+        for index in range(parts):
+            shaped = _shaped(table, day, read_part(index))
+            digest.add(shaped)
+            # In one chunk: the same rows give the same row groups however the frame was put
+            # together (Arrow writes a row group per chunk).
+            writer.write_table(sorted_by(shaped, _SORT_KEYS[table]).rechunk().to_arrow(), row_group_size=ROW_GROUP_ROWS)
+            rows += shaped.height
+    return rows
+
+
+def _shaped(table: str, day: date, frame: pl.DataFrame) -> pl.DataFrame:
+    """The contract's columns in its order and dtypes; a missing column or a row of another day is
+    a ValueError naming the problem."""
+    columns = TABLES[_check_table(table)]
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ValueError(f"lake {table} {day}: the frame lacks contract columns {missing}")
+    shaped = frame.select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
+    wrong_day = shaped.filter(pl.col(_DAY_COLUMN[table]).ne_missing(day)).height
+    if wrong_day:
+        raise ValueError(f"lake {table} {day}: {wrong_day} rows have a {_DAY_COLUMN[table]} other than {day}")
+    return shaped
+
+
+def _arrow_schema(table: str) -> pa.Schema:
+    return pl.DataFrame(schema=TABLES[_check_table(table)]).to_arrow().schema
+
+
+def _writer_options(table: str) -> dict:
+    delta = _DELTA_COLUMNS[table]
+    return {
+        "compression": "snappy",
+        "use_dictionary": [name for name in TABLES[table] if name not in delta],
+        "column_encoding": {name: "DELTA_BINARY_PACKED" for name in delta} or None,
+        "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
+        "write_statistics": True,
+        "store_schema": True,
+    }
+
+
+_WRITER_OPTIONS = {table: _writer_options(table) for table in TABLES}
+
+
+class _RowsDigest:
+    """What the lake object holds, whatever its row order and row groups: the rows counted, and
+    two 64-bit hashes of every row summed in 32-bit halves. A day split in other shards (its rows
+    in another order) digests alike, so it is not written again; a changed day digests alike
+    only with a chance of about 2⁻¹²⁸. Hashes of another Polars version may differ: then the
+    day is written once again (the format is part of the value)."""
+
+    def __init__(self) -> None:
+        self._rows = 0
+        self._sums = [0, 0, 0, 0]
+
+    def add(self, frame: pl.DataFrame) -> None:
+        self._rows += frame.height
+        if not frame.height:
+            return
+        for k, seed in enumerate((0, 4)):
+            hashed = frame.hash_rows(seed=seed, seed_1=seed + 1, seed_2=seed + 2, seed_3=seed + 3)
+            self._sums[2 * k] += int((hashed & 0xFFFFFFFF).sum())
+            self._sums[2 * k + 1] += int((hashed // 2**32).sum())
+
+    @property
+    def value(self) -> str:
+        return f"{_ROWS_DIGEST_FORMAT} {self._rows} " + " ".join(f"{s:x}" for s in self._sums)
 
 
 def read_lake_day(client, bucket: str, table: str, day: date) -> pl.DataFrame:

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from greenstream_dagster.asset_names import LAKE_METER_DAILY, LAKE_READINGS, LOAD, RAW, SCORED, STANDARDIZED
-from greenstream_dagster.defs.metadata import grade_metadata
+from greenstream_dagster.defs.metadata import GRADE_COUNTS, grade_counts, grade_metadata_of
 from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step
 from greenstream_dagster.defs.readings.assets import read_shard_upstream, read_upstream
@@ -69,21 +69,30 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     def lake_readings(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
+            staged = Bucket(client, bucket)
             with watch.stage("read"):
-                scored = read_upstream(context, client, bucket, SCORED, day, "readings")
+                parts = staging.layout(client, bucket, SCORED, day)
                 files = staging.read_frame(client, bucket, RAW, day, "files")
-            graded = scored.filter(pl.col("quality_grade").is_in(LAKE_GRADES))
+            seen = _PartCounts()
+
+            def graded_part(index: int) -> pl.DataFrame:  # one meter shard's graded readings, counted
+                scored = _read(context, staged, day, SCORED, "readings", Shard(index, parts))
+                graded = scored.filter(pl.col("quality_grade").is_in(LAKE_GRADES))
+                seen.add(scored.height - graded.height, grade_counts(graded))
+                return graded
+
             with watch.stage("write"):
-                written = lake.write_lake_day(client, bucket, "readings", day, graded)
+                written = lake.write_lake_day_in_parts(client, bucket, "readings", day, parts, graded_part)
         csv_bytes = int(files.filter(pl.col("dead_letter_reason").is_null())["size"].sum()) if files is not None else 0
         return dg.MaterializeResult(metadata={
             "rows": written.rows,
-            "excluded_grade_f": scored.height - graded.height,
+            "excluded_grade_f": seen.excluded,
             "bytes": written.bytes,
             "raw_csv_bytes": csv_bytes,
             "size_ratio_to_csv": round(written.bytes / csv_bytes, 4) if csv_bytes else 0.0,
             "key": written.key,
-            **grade_metadata(graded),
+            "shards": parts,  # encoded one meter shard at a time into the day's one object
+            **grade_metadata_of(seen.grades),
             **watch.metadata(written.rows),
         })
 
@@ -97,12 +106,15 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
     def lake_meter_daily(context, s3: S3Resource) -> dg.MaterializeResult:
         day = partition_day(context)
         with storage_step(context, s3) as (watch, client, bucket):
+            staged = Bucket(client, bucket)
+            parts = staging.layout(client, bucket, SCORED, day)
+            with watch.stage("read_and_aggregate"):
+                # Per meter, so per meter shard: a shard's readings at a time, then the day's
+                # meters together (a row each).
+                daily = pl.concat([_meter_daily_of(context, staged, day, Shard(index, parts)) for index in range(parts)]
+                                  ).sort("meter_id")  # in meter order, so its sums below do not depend on the split
             with watch.stage("read"):
-                scored = read_upstream(context, client, bucket, SCORED, day, "readings")
-                meters = read_upstream(context, client, bucket, SCORED, day, "meters")
                 estimates = read_upstream(context, client, bucket, SCORED, day, "estimates")
-            with watch.stage("aggregate"):
-                daily = meter_daily(scored, meters, day, estimates)
             with watch.stage("write"):
                 # The estimates first: a meter_daily naming estimated slots never precedes them in the lake.
                 estimated = lake.write_lake_day(client, bucket, "estimated", day, estimates)
@@ -117,6 +129,7 @@ def build_store_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDef
             "estimated_key": estimated.key,
             "bytes": written.bytes,
             "key": written.key,
+            "shards": parts,
             **watch.metadata(written.rows),
         })
 
@@ -143,11 +156,33 @@ def _load_metadata(result: LoadResult) -> dict:
     }
 
 
+class _PartCounts:
+    """The lake readings' counts, added up part by part as the parts are encoded."""
+
+    def __init__(self) -> None:
+        self.excluded = 0
+        self.grades: dict[str, float] = dict.fromkeys(GRADE_COUNTS, 0)
+
+    def add(self, excluded: int, grades: dict[str, float]) -> None:
+        self.excluded += excluded
+        self.grades = {name: self.grades[name] + grades[name] for name in GRADE_COUNTS}
+
+
+def _read(context, staged: Bucket, day: date, asset: str, name: str, shard: Shard) -> pl.DataFrame:
+    return read_shard_upstream(context, staged.client, staged.name, asset, day, name, shard)
+
+
+def _meter_daily_of(context, staged: Bucket, day: date, shard: Shard) -> pl.DataFrame:
+    """meter_daily of one meter shard (every column of it is per meter)."""
+    def read(name: str) -> pl.DataFrame:
+        return _read(context, staged, day, SCORED, name, shard)
+    return meter_daily(read("readings"), read("meters"), day, read("estimates"))
+
+
 def _read_part(context, staged: Bucket, day: date, shard: Shard) -> LoadPart:
     """One meter shard of the day's load: its scored readings, quarantine rows and revisions."""
-    def read(asset: str, name: str) -> pl.DataFrame:
-        return read_shard_upstream(context, staged.client, staged.name, asset, day, name, shard)
-    return LoadPart(read(SCORED, "readings"), read(STANDARDIZED, "rejected"), read(STANDARDIZED, "revisions"))
+    return LoadPart(*(_read(context, staged, day, asset, name, shard) for asset, name in (
+        (SCORED, "readings"), (STANDARDIZED, "rejected"), (STANDARDIZED, "revisions"))))
 
 
 def _load_changes(staged: Bucket, store: OperationalStore, load: DayLoad, log) -> LoadResult:
