@@ -132,6 +132,9 @@ class Settings:
                            minimum=0, maximum=MAX_SHARDS)
     meters_per_shard: int = declared("GREENSTREAM_METERS_PER_SHARD", COUNT, 50_000, "§10 with 0 shards: a shard per this many meters",
                                      minimum=1, maximum=10_000_000)
+    parse_batch_bytes: int = declared("GREENSTREAM_PARSE_BATCH_BYTES", COUNT, 256 * 1024 * 1024,
+                                      "§10 landing bytes parsed together; a day's raw read holds one batch",
+                                      minimum=1)
     executor: str = declared("GREENSTREAM_EXECUTOR", CHOICE, EXECUTORS[0], "§10 where a run's steps (a day's shards among them) run",
                              choices=EXECUTORS)
     max_concurrent_steps: int = declared("GREENSTREAM_MAX_CONCURRENT_STEPS", COUNT, 2,

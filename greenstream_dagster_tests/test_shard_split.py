@@ -38,7 +38,7 @@ DAYS = [START + timedelta(days=k) for k in range(3)]
 INGEST_JOB = "ingest_partition_job"
 # Metadata that says how the work was done, not what came out of it.
 HOW = ("seconds_", "rows_per_second", "process_peak_rss_mb", "shards", "redone", "meters_redone",
-       "files_parsed", "files_reused", "readings_copied", "key", "lake_key", "estimated_key", "bytes",
+       "files_parsed", "files_reused", "parse_batches", "readings_copied", "key", "lake_key", "estimated_key", "bytes",
        "size_ratio_to_csv", "inserted", "updated", "unchanged", "deleted", "estimates_", "rows_changed",
        "presence_rows_changed", "registry_rows_changed", "new_meters")
 
@@ -99,9 +99,19 @@ def test_any_shard_count_gives_the_stores_and_checks_of_one_shard(platform, monk
     objects = etags(s3_client, bucket, prefixes)
     writes = settled_writes(database_url)
 
-    for count in (3, 7):
-        monkeypatch.setenv("GREENSTREAM_SHARDS", str(count))
+    # Set outright; then as the fleet needs (70 meters, 20 a shard) with every file parsed again
+    # (another line limit, which cannot change these rows, invalidates the previous read) in
+    # batches of a few files, so that the first batch's guess of the count is checked too.
+    splits = [(3, {"GREENSTREAM_SHARDS": "3"}), (7, {"GREENSTREAM_SHARDS": "7"}),
+              (4, {"GREENSTREAM_SHARDS": "0", "GREENSTREAM_METERS_PER_SHARD": "20",
+                   "GREENSTREAM_PARSE_BATCH_BYTES": "40000", "GREENSTREAM_MAX_LINE_BYTES": "2097152"})]
+    for count, env in splits:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         sharded = _ingest(job, instance)
+        assert not staging_pieces(s3_client, bucket)
+        raw = instance.get_latest_materialization_event(dg.AssetKey(RAW)).asset_materialization
+        assert (raw.metadata["parse_batches"].value > 1) == ("GREENSTREAM_PARSE_BATCH_BYTES" in env)
         for day in DAYS:
             for asset in (RAW, STANDARDIZED, SCORED):
                 assert staging.layout(s3_client, bucket, asset, day) == count
@@ -122,6 +132,12 @@ def test_any_shard_count_gives_the_stores_and_checks_of_one_shard(platform, monk
         assert copied == dict.fromkeys(DAYS, (0, count))
         assert settled_writes(database_url) == writes
         assert etags(s3_client, bucket, prefixes) == objects, count
+
+
+def staging_pieces(s3_client, bucket: str) -> list[str]:
+    """Parse batches' pieces left in staging (a read removes them once its shards are staged)."""
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="staging/raw_readings/")
+    return [item["Key"] for page in pages for item in page.get("Contents", []) if "/parsed/" in item["Key"]]
 
 
 def test_a_late_file_of_one_meter_redoes_its_shard_only(platform, monkeypatch, database_url, s3_client, s3_env):

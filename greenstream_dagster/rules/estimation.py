@@ -135,7 +135,8 @@ def meter_estimates(estimates: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Per meter with estimates: `estimated_slots` and `energy_kwh_estimated` (Σ estimated kW × 0.25 h)."""
     return estimates.lazy().group_by("meter_id").agg(
         pl.len().cast(pl.UInt32).alias("estimated_slots"),
-        (exact_sum(pl.col("value_kw")) * SLOT_SECONDS / 3600).alias("energy_kwh_estimated"),
+        # Times the hours, not divided by 3600: see values._per.
+        (exact_sum(pl.col("value_kw")) * (SLOT_SECONDS / 3600)).alias("energy_kwh_estimated"),
     )
 
 

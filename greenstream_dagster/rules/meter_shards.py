@@ -47,10 +47,15 @@ def shard_count(meters: int, meters_per_shard: int = DEFAULT_METERS_PER_SHARD, c
     return max(1, math.ceil(meters / meters_per_shard))
 
 
-def day_meters(meter_id: pl.Series) -> int:
-    """The meters a day's rows name: distinct placeable ids (the rows of any other id are
+def placeable_meters(meter_id: pl.Series) -> pl.Series:
+    """The distinct meters a day's rows name: its placeable ids (the rows of any other id are
     quarantined and name no meter, so they do not make a day need another shard)."""
-    return meter_id.filter(meter_id.str.contains(METER_ID_PATTERN).fill_null(False)).n_unique()
+    return meter_id.filter(meter_id.str.contains(METER_ID_PATTERN).fill_null(False)).unique()
+
+
+def day_meters(meter_id: pl.Series) -> int:
+    """How many meters the rows name (placeable_meters)."""
+    return placeable_meters(meter_id).len()
 
 
 def meter_shard(shards: int, meter_id: pl.Expr | None = None) -> pl.Expr:

@@ -49,7 +49,7 @@ def exact_sum(kw: pl.Expr) -> pl.Expr:
     would rewrite the lake day (SPEC §5). Integers add up the same in any order.
     """
     scale = 10**DECIMALS
-    return (kw * scale).round().cast(pl.Int64).sum() / scale
+    return (kw * scale).round().cast(pl.Int64).sum() * _per(scale)
 
 
 def _units(kw: pl.Expr) -> pl.Expr:
@@ -57,10 +57,18 @@ def _units(kw: pl.Expr) -> pl.Expr:
     return (kw * 10**DECIMALS).round().cast(pl.Int128)
 
 
+def _per(divisor: float) -> float:
+    """A constant to multiply by instead of dividing by `divisor`. Polars divides a column by a
+    constant as a multiplication by its reciprocal, but a group's lone value (a group_by of one
+    group, as a small shard may have) by true division: the last bit then depends on how many
+    meters were aggregated together. Multiplying is one operation on every path."""
+    return 1.0 / divisor
+
+
 def exact_mean(kw: pl.Expr) -> pl.Expr:
     """Mean kW from the exact sum: the same bits in any order of the terms (see exact_sum); null of no value."""
     n = kw.count()
-    return pl.when(n > 0).then(_units(kw).sum().cast(pl.Float64) / n.cast(pl.Float64) / 10**DECIMALS)
+    return pl.when(n > 0).then(_units(kw).sum().cast(pl.Float64) / n.cast(pl.Float64) * _per(10**DECIMALS))
 
 
 def exact_squared_deviations(kw: pl.Expr) -> pl.Expr:
@@ -69,7 +77,7 @@ def exact_squared_deviations(kw: pl.Expr) -> pl.Expr:
     x = _units(kw)
     n = x.count().cast(pl.Int128)
     return pl.when(n > 0).then(
-        (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / n.cast(pl.Float64) / 10 ** (2 * DECIMALS))
+        (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / n.cast(pl.Float64) * _per(10 ** (2 * DECIMALS)))
 
 
 def exact_variance(kw: pl.Expr, ddof: int = 1) -> pl.Expr:

@@ -24,10 +24,9 @@ from greenstream_dagster.rules.bounded_text import bounded, for_log
 from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.estimation import EstimationSummary, summarize_estimation
 from greenstream_dagster.rules.fault_window import fault_window
-from greenstream_dagster.rules.landing_partition import LandingPartition, read_landing_partition
-from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse, reused_rows
+from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
-from greenstream_dagster.rules.meter_shards import Shard, day_meters, day_shards, route, shard_count
+from greenstream_dagster.rules.meter_shards import Shard, day_shards
 from greenstream_dagster.rules.reading_order import duplicate_keys
 from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
@@ -41,6 +40,7 @@ from greenstream_dagster.storage.delta_staging import (
     window_versions,
 )
 from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
+from greenstream_dagster.storage.raw_rows import Split, stage_raw_day
 
 DEAD_LETTER_SAMPLES = 5
 ESTIMATION = "estimation"  # the per-partition check of SPEC §3b
@@ -136,57 +136,52 @@ def _raw_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                 if removed and not _accepts_removal(context, config):
                     raise dg.Failure(removal_message(day.isoformat(), removed),
                                      metadata={"removed_objects": len(removed)})
-            limits = load_settings().reading_limits
+            settings = load_settings()
+            limits = settings.reading_limits
+            split = Split(settings.meters_per_shard, settings.shards, settings.parse_batch_bytes)
             with watch.stage("read"):
-                partition, reuse, reuse_change = _read_changed_objects(
-                    client, bucket, day, objects, previous_files, removed, limits)
+                reuse = plan_reuse(objects, previous_files, _rows_kept(client, bucket, day, previous_files), limits)
+                read = stage_raw_day(client, bucket, day, reuse, removed, limits, split)
             with watch.stage("dead_letter"):
-                for obj, reason in partition.dead_letters:
+                for obj, reason in read.dead_letters:
                     reason = bounded(reason, limits.max_stored_chars)
                     dead_key = landing.dead_letter_object(client, bucket, obj.key, reason)
                     record_dead_letter_file(operational.url(), day, obj.key, obj.etag, reason, dead_key)
                     context.log.warning(f"dead letter {for_log(obj.key, 300)}: {for_log(reason, 500)}")
-            for _key, reason in partition.ignored[:DEAD_LETTER_SAMPLES]:
+            for _key, reason in read.ignored[:DEAD_LETTER_SAMPLES]:
                 context.log.warning(f"ignored key {for_log(reason, 500)}")
-            dead_letters = partition.dead_letters
+            dead_letters = read.dead_letters
             with watch.stage("write"):
-                shards = _stage_rows_by_shard(client, bucket, day, partition.rows, reuse_change)
-                staging.write_frame(client, bucket, RAW, day, "files", _file_frame(partition.files, dead_letters, limits))
+                # Last: the files name what the rows hold. Cut short before, the next read finds
+                # older files and reads again what they do not list.
+                staging.write_frame(client, bucket, RAW, day, "files", _file_frame(read.files, dead_letters, limits))
         return dg.MaterializeResult(metadata={
-            "rows": partition.rows.height,
-            "shards": shards,
-            "files": len(partition.files),
+            "rows": read.rows,
+            "shards": read.shards,
+            "parse_batches": read.batches,  # of at most GREENSTREAM_PARSE_BATCH_BYTES each: what the read held at once
+            "files": len(read.files),
             "files_parsed": len(reuse.to_read),  # new or changed since the day's previous read
             "files_reused": len(reuse.reused),  # unchanged since the previous read: not fetched nor parsed again
             "dead_lettered_files": len(dead_letters),
-            "ignored_keys": len(partition.ignored),
+            "ignored_keys": len(read.ignored),
             "removed_objects": len(removed),  # accepted: their readings leave the stores, audited
-            "csv_bytes": partition.csv_bytes,
+            "csv_bytes": read.csv_bytes,
             **({"dead_letters": "\n".join(f"{for_log(o.key, 300)}: {for_log(r, 500)}"
                                            for o, r in dead_letters[:DEAD_LETTER_SAMPLES])}
                if dead_letters else {}),
-            **watch.metadata(partition.rows.height),
+            **watch.metadata(read.rows),
         })
 
     return raw_readings
 
 
-def _stage_rows_by_shard(client, bucket: str, day: date, rows: pl.DataFrame, change: staging.Change | None) -> int:
-    """Each shard's rows (all rows of an interval key go to one shard: the shard is a function of
-    the meter), then the day's layout, then (by the caller) the files that name what the rows hold:
-    cut short in between, the next read finds older files and reads again what they do not list."""
-    settings = load_settings()
-    count = shard_count(day_meters(rows["meter_id"]), settings.meters_per_shard, settings.shards)
-    if change is not None and staging.layout(client, bucket, RAW, day) != count:
-        change = None  # the change was made against the rows of another split: each shard's are written whole
-    routed = route(rows, count)
-    routed_change = route(change.rows, count) if change is not None else None
-    for shard in day_shards(count):
-        shard_change = None if change is None else staging.Change(change.column, change.replaced, routed_change[shard.index])
-        staging.write_frame(client, bucket, RAW, day, staging.shard_frame("rows", shard), routed[shard.index],
-                            change=shard_change)
-    staging.write_layout(client, bucket, RAW, day, count)
-    return count
+def _rows_kept(client, bucket: str, day: date, previous_files: pl.DataFrame | None) -> bool:
+    """Whether the previous read's rows are all staged, so that its unchanged objects can be reused."""
+    if previous_files is None:
+        return False
+    previous = staging.layout(client, bucket, RAW, day)
+    return all(staging.frame_exists(client, bucket, RAW, day, staging.shard_frame("rows", shard))
+               for shard in day_shards(previous))
 
 
 def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
@@ -348,24 +343,6 @@ def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> 
         going_on="scoring without them; this day is re-scored automatically when they are",
         seconds=WINDOW_WAIT_SECONDS, retries=WINDOW_WAIT_RETRIES,
     )
-
-
-def _read_changed_objects(client, bucket: str, day: date, objects, previous_files, removed, limits):
-    """The day's rows: objects unchanged since the previous read are taken from its rows, the
-    others fetched and parsed (see rules/landing_reuse.py). Also how the rows differ from the
-    staged ones (the rows of the objects read and removed were replaced), when they were used."""
-    previous_rows = staging.read_frame(client, bucket, RAW, day, "rows") if previous_files is not None else None
-    reuse = plan_reuse(objects, previous_files, previous_rows is not None, limits)
-    fresh = read_landing_partition(reuse.to_read, day, lambda key: landing.read_object(client, bucket, key),
-                                   limits=limits)
-    rows, change = fresh.rows, None
-    if reuse.reused:
-        rows = pl.concat([reused_rows(previous_rows, reuse.reused), rows])
-        replaced = pl.Series([*(o.key for o in reuse.to_read), *removed], dtype=pl.Utf8)
-        change = staging.Change("source_key", replaced, fresh.rows)
-    partition = LandingPartition(rows=rows, files=[*reuse.reused, *fresh.files],
-                                 dead_letters=fresh.dead_letters, ignored=fresh.ignored)
-    return partition, reuse, change
 
 
 def _file_frame(files, dead_letters, limits) -> pl.DataFrame:
