@@ -217,7 +217,7 @@ def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
 
     return ShardedAsset(
         name=STANDARDIZED, verb="standardize", upstream=dg.AssetIn(RAW, dagster_type=dg.Nothing),
-        shard_step=shard_step, day_result=day_result, layout_of=RAW, kinds={"polars"},
+        shard_step=shard_step, day_result=day_result, kinds={"polars"},
         check_specs=[dg.AssetCheckSpec("standardized_schema", asset=STANDARDIZED, blocking=True, partitions_def=partitions)],
         description="One winning reading per (meter_id, reading_ts), in kW, enriched; the quarantine and revisions "
         "beside it. Computed per meter shard.",
@@ -275,7 +275,7 @@ def _scored(partitions: dg.PartitionsDefinition, window_days: int) -> ShardedAss
                           _estimation_check(estimation, summaries[0]["max_estimate_slots"])]
 
     return ShardedAsset(
-        name=SCORED, verb="score", layout_of=STANDARDIZED, shard_step=shard_step, day_result=day_result,
+        name=SCORED, verb="score", shard_step=shard_step, day_result=day_result,
         upstream=dg.AssetIn(STANDARDIZED, dagster_type=dg.Nothing, partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=-(window_days - 1), allow_nonexistent_upstream_partitions=True)),
         check_specs=[dg.AssetCheckSpec("scored_schema", asset=SCORED, blocking=True, partitions_def=partitions,

@@ -40,9 +40,14 @@ class ShardedAsset:
     day_result: Callable  # (summaries) -> (metadata dict, [AssetCheckResult])
     check_specs: list[dg.AssetCheckSpec]
     description: str
-    layout_of: str  # the asset whose day layout the shards follow
     kinds: set[str]
     automation_condition: dg.AutomationCondition | None = None
+
+    @property
+    def layout_of(self) -> str:
+        """The asset whose day layout (shard count) the shards follow: the upstream one."""
+        assert self.upstream.key is not None, "a sharded asset names its upstream asset"
+        return self.upstream.key.to_user_string()
 
 
 def build_sharded_asset(spec: ShardedAsset, one_day: dict, retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
