@@ -22,9 +22,9 @@ from greenstream_dagster.rules.landing_key import LandingObject
 from greenstream_dagster.rules.meter_daily import meter_daily
 from greenstream_dagster.rules.meter_shards import (
     DEFAULT_METERS_PER_SHARD,
-    day_meters,
     meter_shard,
     parse_batches,
+    placeable_meters,
     route,
     shard_count,
 )
@@ -86,9 +86,9 @@ def test_the_shard_count_follows_the_fleet_or_is_set_outright():
 def test_a_day_counts_the_meters_its_rows_name_not_the_ids_of_no_meter():
     """A 50,000-meter day with a few malformed ids is still one shard of 50,000 meters."""
     ids = pl.Series(["SM-1", "SM-1", "SM-2", None, "", "SM-", "sm-3", "SM-12x", "GARBAGE", "SM-0000002"])
-    assert day_meters(ids) == 3  # SM-1, SM-2 and SM-0000002 (another id: ids are text)
+    assert placeable_meters(ids).len() == 3  # SM-1, SM-2 and SM-0000002 (another id: ids are text)
     fleet = pl.Series([f"SM-{k}" for k in range(DEFAULT_METERS_PER_SHARD)] + ["SM-x", None, "bad"])
-    assert shard_count(day_meters(fleet)) == 1
+    assert shard_count(placeable_meters(fleet).len()) == 1
 
 
 def numbered(ids: list[str | None]) -> pl.DataFrame:

@@ -53,11 +53,6 @@ def placeable_meters(meter_id: pl.Series) -> pl.Series:
     return meter_id.filter(meter_id.str.contains(METER_ID_PATTERN).fill_null(False)).unique()
 
 
-def day_meters(meter_id: pl.Series) -> int:
-    """How many meters the rows name (placeable_meters)."""
-    return placeable_meters(meter_id).len()
-
-
 def meter_shard(shards: int, meter_id: pl.Expr | None = None) -> pl.Expr:
     """The shard (0 … shards-1, UInt32) of each row's meter_id; shard 0 for an id no meter has."""
     if shards < 1:

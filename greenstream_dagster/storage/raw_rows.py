@@ -113,13 +113,13 @@ def _parse(client, bucket: str, day: date, objects: list[LandingObject], limits:
         if number == 0 and not (split.configured or previous > 1):  # a first read: guess from the first batch
             listed = sum(o.size for o in objects) / max(1, sum(o.size for o in batch))
             guess = shard_count(round(batch_meters.len() * listed), split.meters_per_shard)
-        routed = route(parsed.rows, max(guess, 1))
+        routed = route(parsed.rows, guess)
         if len(batches) == 1:
             held = routed
         else:
             for shard, rows in routed.items():
                 staging.write_frame(client, bucket, RAW, day, _piece(number, Shard(shard, guess)), rows)
-    return held, max(guess, 1), meters
+    return held, guess, meters
 
 
 def _fresh_rows(client, bucket: str, day: date, held: dict[int, pl.DataFrame], guess: int, shard: Shard,
