@@ -83,7 +83,7 @@ def test_a_run_of_a_day_outside_however_launched_fails_in_its_first_step_in_one_
                                         raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == ["raw_readings"]
+    assert [e.step_key for e in failures] == ["raw_readings.landing_batches"]
     assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
     error = failures[0].event_specific_data.error.to_string()
     assert error == ("GREENSTREAM_PARTITIONS_START: partition 2024-04-16 is before the partitions' start "

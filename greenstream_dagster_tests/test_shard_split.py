@@ -197,8 +197,9 @@ def ingest_job():
 
 def test_shard_steps_in_processes_of_their_own_give_the_same_stores(platform, monkeypatch, database_url, s3_client,
                                                                     s3_env):
-    """The multiprocess executor places every step, each shard's among them, in a process of its
-    own: they meet only in the bucket and PostgreSQL, and the day comes out as one process made it."""
+    """The multiprocess executor places every step, each parse batch's and each shard's among them,
+    in a process of its own: they meet only in the bucket and PostgreSQL, and the day comes out as
+    one process made it (every file parsed again, in batches of a few files)."""
     job, instance = platform
     day = DAYS[0]
     assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
@@ -206,13 +207,20 @@ def test_shard_steps_in_processes_of_their_own_give_the_same_stores(platform, mo
     objects, writes = etags(s3_client, s3_env["GREENSTREAM_BUCKET"], prefixes), settled_writes(database_url)
     monkeypatch.setenv("GREENSTREAM_SHARDS", "2")
     monkeypatch.setenv("GREENSTREAM_EXECUTOR", "multiprocess")
+    monkeypatch.setenv("GREENSTREAM_PARSE_BATCH_BYTES", "40000")
+    monkeypatch.setenv("GREENSTREAM_MAX_LINE_BYTES", "2097152")  # a new read: no file is reused
 
     result = dg.execute_job(dg.reconstructable(ingest_job), instance=instance, tags={"dagster/partition": day.isoformat()})
 
     assert result.success
-    processes = {e.pid for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
-    mapped = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START and "[" in e.step_key}
-    assert len(mapped) == 4 and len(processes) >= len(mapped)  # standardize and score, two shards each
+    started = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START]
+    parsed = {e.step_key: e.pid for e in started if e.step_key.startswith(f"{RAW}.parse[")}
+    shards = {e.step_key: e.pid for e in started if "[" in e.step_key and e.step_key not in parsed}
+    raw = instance.get_latest_materialization_event(dg.AssetKey(RAW)).asset_materialization.metadata
+    assert len(parsed) == raw["parse_batches"].value > 1 and raw["files_reused"].value == 0
+    assert len(shards) == 4  # standardize and score, two shards each
+    assert len(set(parsed.values()) | set(shards.values())) == len(parsed) + len(shards)  # a process each
+    assert not staging_pieces(s3_client, s3_env["GREENSTREAM_BUCKET"])
     assert staging.layout(s3_client, s3_env["GREENSTREAM_BUCKET"], SCORED, day) == 2
     # The load record only, naming the digest now kept per shard (as in the test above).
     assert set(k for k, v in settled_writes(database_url).items() if writes.get(k) != v) <= {"day_loads"}

@@ -1,35 +1,40 @@
 """A day's raw rows staged by meter shard, read in parse batches so that no process holds the day (SPEC §10).
 
-Two passes, each bounded by its unit, not by the day:
+Three parts, each a step of raw_readings (defs/readings/raw.py) and each bounded
+by its unit, not by the day:
 
-1. **Parse.** The objects to read (new or changed since the day's last read,
-   rules/landing_reuse.py) are grouped into batches of at most
-   `GREENSTREAM_PARSE_BATCH_BYTES` listed bytes (`parse_batches`); each batch is
-   fetched and parsed once, its rows routed to their meter shards and, when
-   the day has more than one batch, staged as pieces (`parsed/…`). The shard
-   count is not known yet (it follows the day's meters, all batches' and the
-   reused objects'), so the pieces are routed by a guess: the day's previous
-   count, or the count the first batch suggests for the whole.
-2. **Shard.** The day's count is set from its meters; then each shard's rows
-   are the previous read's rows of the reused objects in that shard, and the
-   shard's pieces (when the guess was wrong, every piece filtered to the
-   shard's meters while it is decoded), staged as the shard's `rows` frame with
-   how it differs from the previous read (so standardizing redoes only the
-   meters it touched). The layout follows, then (by the caller) the files.
+1. **Plan** (`plan_read`). The objects to read (new or changed since the day's
+   last read, rules/landing_reuse.py) are grouped into batches of at most
+   `GREENSTREAM_PARSE_BATCH_BYTES` listed bytes (`parse_batches`).
+2. **Parse** (`parse_batch`), one step per batch, any number at once: the batch
+   is fetched and parsed once and its rows routed to their meter shards. The
+   day's shard count is not known yet (it follows the meters of all batches and
+   of the reused objects), so each batch routes by a guess: the day's previous
+   count, or the count its own rows suggest for the whole listing. With more
+   than one batch, the routed rows and the batch's meters are staged as pieces
+   (`parsed/…`); a lone batch goes straight on to part 3 in its own step.
+3. **Shards** (`stage_shards`). The day's count is set from its meters; then
+   each shard's rows are the previous read's rows of the reused objects in that
+   shard, and the shard's pieces (of a batch that guessed another count, every
+   piece of the batch filtered to the shard's meters while it is decoded),
+   staged as the shard's `rows` frame with how it differs from the previous
+   read (so standardizing redoes only the meters it touched). The layout
+   follows, then (by the caller) the files.
 
 Every row of an interval key lands in one shard (the shard is a function of the
-meter), so delivery order, revisions and duplicates stay exact across files.
+meter), so delivery order, revisions and duplicates stay exact across files and
+batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 
 from greenstream_dagster.asset_names import RAW
+from greenstream_dagster.rules.bounded_text import bounded
 from greenstream_dagster.rules.landing_key import LandingObject
 from greenstream_dagster.rules.landing_partition import read_landing_partition
 from greenstream_dagster.rules.landing_reuse import LandingReuse, reused_rows
@@ -51,91 +56,128 @@ class Split:
     batch_bytes: int = 256 * 1024 * 1024  # GREENSTREAM_PARSE_BATCH_BYTES
 
 
-@dataclass
-class RawDay:
-    """What reading the day gave: its files, dead letters and ignored keys, rows and shards."""
+@dataclass(frozen=True)
+class ReadPlan:
+    """What the day's read does: handed as JSON from the planning step to every parse step and the last."""
 
-    files: list[LandingObject] = field(default_factory=list)  # read: reused, then parsed
+    reused: list[LandingObject]  # unchanged since the previous read: their rows are taken from it
+    removed: list[str]  # keys read before and gone now (accepted by the caller)
+    batches: list[list[LandingObject]]  # to parse; at least one (empty when nothing is to be parsed)
+    previous: int  # the previous read's shard count (1 when there was none)
+
+    @property
+    def listed_bytes(self) -> int:
+        return sum(obj.size for batch in self.batches for obj in batch)
+
+    def to_json(self) -> dict:
+        return {"reused": [_object_json(o) for o in self.reused], "removed": self.removed,
+                "batches": [[_object_json(o) for o in batch] for batch in self.batches], "previous": self.previous}
+
+    @classmethod
+    def from_json(cls, value: dict) -> ReadPlan:
+        return cls([_object_of(o) for o in value["reused"]], list(value["removed"]),
+                   [[_object_of(o) for o in batch] for batch in value["batches"]], int(value["previous"]))
+
+
+@dataclass
+class BatchRead:
+    """What parsing one batch gave; as JSON, the parse step's summary."""
+
+    number: int
+    guess: int  # the shard count its rows were routed by
+    files: list[LandingObject] = field(default_factory=list)
     dead_letters: list[tuple[LandingObject, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     rows: int = 0
-    shards: int = 1
-    batches: int = 0
 
-    @property
-    def csv_bytes(self) -> int:
-        return sum(obj.size for obj in self.files)
+    def to_json(self) -> dict:
+        return {"number": self.number, "guess": self.guess, "rows": self.rows,
+                "files": [_object_json(o) for o in self.files],
+                "dead_letters": [[_object_json(o), reason] for o, reason in self.dead_letters],
+                "ignored": [list(item) for item in self.ignored]}
+
+    @classmethod
+    def from_json(cls, value: dict) -> BatchRead:
+        return cls(int(value["number"]), int(value["guess"]), [_object_of(o) for o in value["files"]],
+                   [(_object_of(o), reason) for o, reason in value["dead_letters"]],
+                   [(key, reason) for key, reason in value["ignored"]], int(value["rows"]))
 
 
-def stage_raw_day(client, bucket: str, day: date, reuse: LandingReuse, removed: Sequence[str],
-                  limits: ReadingLimits, split: Split) -> RawDay:
-    """Parse what `reuse` says to read, batch by batch, and stage every shard's rows and the layout."""
-    staging.delete_frames_starting(client, bucket, RAW, day, PIECES)  # left by a read cut short
-    previous = staging.layout(client, bucket, RAW, day)
-    read = RawDay(files=list(reuse.reused))
-    pieces, guess, meters = _parse(client, bucket, day, reuse.to_read, limits, split, previous, read)
-    if split.configured == 0 and reuse.reused:
-        meters = pl.concat([meters, _reused_meters(client, bucket, day, reuse.reused, previous)]).unique()
-    count = shard_count(meters.len(), split.meters_per_shard, split.configured)
-    replaced = pl.Series([*(o.key for o in reuse.to_read), *removed], dtype=pl.Utf8)
+def plan_read(client, bucket: str, day: date, reuse: LandingReuse, removed: list[str], split: Split) -> ReadPlan:
+    """The day's batches; pieces left by a read cut short are removed first."""
+    staging.delete_frames_starting(client, bucket, RAW, day, PIECES)
+    batches = parse_batches(reuse.to_read, split.batch_bytes) or [[]]
+    return ReadPlan(list(reuse.reused), list(removed), batches, staging.layout(client, bucket, RAW, day))
+
+
+def parse_batch(client, bucket: str, day: date, plan: ReadPlan, number: int, limits: ReadingLimits,
+                split: Split) -> tuple[BatchRead, dict[int, pl.DataFrame], pl.Series]:
+    """Batch `number` fetched, parsed and routed: its summary, its rows by guessed shard, its meters."""
+    batch = plan.batches[number]
+    parsed = read_landing_partition(batch, day, lambda key: landing.read_object(client, bucket, key), limits=limits)
+    meters = placeable_meters(parsed.rows["meter_id"])
+    guess = split.configured or plan.previous
+    if not (split.configured or plan.previous > 1) and batch:  # a first read: the whole listing as this batch
+        share = plan.listed_bytes / max(1, sum(o.size for o in batch))
+        guess = shard_count(round(meters.len() * share), split.meters_per_shard)
+    dead_letters = [(obj, bounded(reason, limits.max_stored_chars)) for obj, reason in parsed.dead_letters]
+    read = BatchRead(number, guess, parsed.files, dead_letters, parsed.ignored, parsed.rows.height)
+    return read, route(parsed.rows, guess), meters
+
+
+def stage_pieces(client, bucket: str, day: date, read: BatchRead, routed: dict[int, pl.DataFrame],
+                 meters: pl.Series) -> None:
+    """A batch of a multi-batch read, staged for the shards' part: its rows by shard, its meters."""
+    frames = {_piece(read.number, Shard(k, read.guess)): rows for k, rows in routed.items()}
+    frames[_meters_piece(read.number)] = meters.to_frame()
+    staging.write_frames(client, bucket, RAW, day, frames)
+
+
+def stage_shards(client, bucket: str, day: date, plan: ReadPlan, split: Split, batches: list[BatchRead],
+                 held: dict[int, pl.DataFrame] | None = None, meters: pl.Series | None = None) -> tuple[int, int]:
+    """Stage every shard's rows and the day's layout; returns (rows, shard count).
+
+    `held` and `meters` are a lone batch's, still in memory; otherwise every batch's
+    pieces are read from staging.
+    """
+    if meters is None:
+        meters = pl.concat([_read_piece(client, bucket, day, _meters_piece(b.number))["meter_id"] for b in batches])
+    if split.configured == 0 and plan.reused:
+        meters = pl.concat([meters, _reused_meters(client, bucket, day, plan)])
+    count = shard_count(meters.unique().len(), split.meters_per_shard, split.configured)
+    replaced = pl.Series([*(o.key for batch in plan.batches for o in batch), *plan.removed], dtype=pl.Utf8)
+    rows = 0
     for shard in day_shards(count):
-        fresh = _fresh_rows(client, bucket, day, pieces, guess, shard, read.batches)
-        rows = fresh
-        if reuse.reused:
-            rows = pl.concat([_reused_rows(client, bucket, day, reuse.reused, shard, previous), fresh])
+        fresh = _fresh_rows(client, bucket, day, batches, held, shard)
+        shard_rows = fresh
+        if plan.reused:
+            shard_rows = pl.concat([_reused_rows(client, bucket, day, plan.reused, shard), fresh])
         # Against the rows of another split, a change means nothing: each shard is then written whole.
-        change = staging.Change("source_key", replaced, fresh) if reuse.reused and previous == count else None
-        staging.write_frame(client, bucket, RAW, day, staging.shard_frame("rows", shard), rows, change=change)
-        read.rows += rows.height
+        change = staging.Change("source_key", replaced, fresh) if plan.reused and plan.previous == count else None
+        staging.write_frame(client, bucket, RAW, day, staging.shard_frame("rows", shard), shard_rows, change=change)
+        rows += shard_rows.height
     staging.write_layout(client, bucket, RAW, day, count)
-    if read.batches > 1:
-        staging.delete_frames_starting(client, bucket, RAW, day, PIECES)
-    read.shards = count
-    return read
+    return rows, count
 
 
-def _parse(client, bucket: str, day: date, objects: list[LandingObject], limits: ReadingLimits, split: Split,
-           previous: int, read: RawDay) -> tuple[dict[int, pl.DataFrame], int, pl.Series]:
-    """Pass 1: each batch parsed and routed by the guessed count; returns the pieces held in memory
-    (a one-batch read; a longer one stages them), the guess and the meters of the rows parsed."""
-    batches = parse_batches(objects, split.batch_bytes)
-    read.batches = len(batches)
-    held: dict[int, pl.DataFrame] = {}
-    guess = split.configured or previous
-    meters = pl.Series("meter_id", [], dtype=pl.Utf8)
-    for number, batch in enumerate(batches):
-        parsed = read_landing_partition(batch, day, lambda key: landing.read_object(client, bucket, key), limits=limits)
-        read.files += parsed.files
-        read.dead_letters += parsed.dead_letters
-        read.ignored += parsed.ignored
-        batch_meters = placeable_meters(parsed.rows["meter_id"])
-        meters = pl.concat([meters, batch_meters]).unique()
-        if number == 0 and not (split.configured or previous > 1):  # a first read: guess from the first batch
-            listed = sum(o.size for o in objects) / max(1, sum(o.size for o in batch))
-            guess = shard_count(round(batch_meters.len() * listed), split.meters_per_shard)
-        routed = route(parsed.rows, guess)
-        if len(batches) == 1:
-            held = routed
-        else:
-            for shard, rows in routed.items():
-                staging.write_frame(client, bucket, RAW, day, _piece(number, Shard(shard, guess)), rows)
-    return held, guess, meters
+def remove_pieces(client, bucket: str, day: date) -> None:
+    staging.delete_frames_starting(client, bucket, RAW, day, PIECES)
 
 
-def _fresh_rows(client, bucket: str, day: date, held: dict[int, pl.DataFrame], guess: int, shard: Shard,
-                batches: int) -> pl.DataFrame:
+def _fresh_rows(client, bucket: str, day: date, batches: list[BatchRead], held: dict[int, pl.DataFrame] | None,
+                shard: Shard) -> pl.DataFrame:
     """The rows parsed this time that belong to `shard`, batch after batch."""
-    if batches == 0:
-        return pl.DataFrame(schema=RAW_ROW_COLUMNS)
-    if batches == 1:
-        if guess == shard.count:
+    if held is not None:
+        if batches[0].guess == shard.count:
             return held[shard.index]
         return pl.concat(held.values()).filter(shard.meters)
-    if guess == shard.count:
-        frames = [_read_piece(client, bucket, day, _piece(b, shard)) for b in range(batches)]
-    else:  # pieces routed by a wrong guess: each piece's rows of this shard, filtered while decoded
-        frames = [_read_piece(client, bucket, day, _piece(b, Shard(k, guess)), where=shard.meters)
-                  for b in range(batches) for k in range(guess)]
+    frames = [pl.DataFrame(schema=RAW_ROW_COLUMNS)]
+    for read in batches:
+        if read.guess == shard.count:
+            frames.append(_read_piece(client, bucket, day, _piece(read.number, shard)))
+        else:  # routed by another count: each of its pieces' rows of this shard, filtered while decoded
+            frames += [_read_piece(client, bucket, day, _piece(read.number, Shard(k, read.guess)), where=shard.meters)
+                       for k in range(read.guess)]
     return pl.concat(frames)
 
 
@@ -147,25 +189,35 @@ def _read_piece(client, bucket: str, day: date, name: str, where: pl.Expr | None
     return frame
 
 
-def _reused_rows(client, bucket: str, day: date, reused: list[LandingObject], shard: Shard,
-                 previous: int) -> pl.DataFrame:
-    """The previous read's rows of the reused objects in `shard` (from its layout of `previous` shards)."""
+def _reused_rows(client, bucket: str, day: date, reused: list[LandingObject], shard: Shard) -> pl.DataFrame:
+    """The previous read's rows of the reused objects in `shard` (from its layout, whatever its count)."""
     rows = staging.read_shard_frame(client, bucket, RAW, day, "rows", shard)
     if rows is None:
         raise RuntimeError(f"raw_readings {day}: the rows staged for {shard.label} went missing during the read")
     return reused_rows(rows, reused)
 
 
-def _reused_meters(client, bucket: str, day: date, reused: list[LandingObject], previous: int) -> pl.Series:
+def _reused_meters(client, bucket: str, day: date, plan: ReadPlan) -> pl.Series:
     """The meters of the reused objects' rows (for the day's shard count), one previous shard at a time."""
     found = [pl.Series("meter_id", [], dtype=pl.Utf8)]
-    for shard in day_shards(previous):
+    for shard in day_shards(plan.previous):
         frame = staging.read_frame(client, bucket, RAW, day, "rows", columns=["meter_id", "source_key"], shard=shard)
         if frame is not None:
-            found.append(placeable_meters(reused_rows(frame, reused)["meter_id"]))
+            found.append(placeable_meters(reused_rows(frame, plan.reused)["meter_id"]))
     return pl.concat(found).unique()
 
 
 def _piece(batch: int, shard: Shard) -> str:
     return f"{PIECES}batch={batch:04d}/shards={shard.count:04d}/shard={shard.index:04d}"
 
+
+def _meters_piece(batch: int) -> str:
+    return f"{PIECES}batch={batch:04d}/meters"
+
+
+def _object_json(obj: LandingObject) -> dict:
+    return {"key": obj.key, "size": obj.size, "etag": obj.etag, "last_modified": obj.last_modified.isoformat()}
+
+
+def _object_of(value: dict) -> LandingObject:
+    return LandingObject(value["key"], int(value["size"]), value["etag"], datetime.fromisoformat(value["last_modified"]))

@@ -1,4 +1,4 @@
-"""The partitioned asset chain raw → standardized → scored (SPEC §6).
+"""The partitioned asset chain raw → standardized → scored (SPEC §6); raw_readings in raw.py.
 
 Each asset reads its inputs from staging Parquet in S3, applies the pure rules
 and writes its own frames back, so any run on any machine can pick up where
@@ -18,20 +18,17 @@ from greenstream_dagster.defs.metadata import GRADE_COUNTS, grade_counts, grade_
 from greenstream_dagster.defs.partitions import partition_day
 from greenstream_dagster.defs.pending_days import wait_for_pending_days
 from greenstream_dagster.defs.policies import late_data_propagates, one_day, storage_step, with_its_asset
+from greenstream_dagster.defs.readings.raw import build_raw_asset
 from greenstream_dagster.defs.readings.sharded import ShardedAsset, build_sharded_asset, redone, summed, timing
-from greenstream_dagster.defs.resources import OperationalStoreResource, RulesResource, S3Resource
-from greenstream_dagster.rules.bounded_text import bounded, for_log
+from greenstream_dagster.defs.resources import RulesResource, S3Resource
 from greenstream_dagster.rules.empty_day import empty_day_frames
 from greenstream_dagster.rules.estimation import EstimationSummary, summarize_estimation
 from greenstream_dagster.rules.fault_window import fault_window
-from greenstream_dagster.rules.landing_reuse import limits_fingerprint, plan_reuse
 from greenstream_dagster.rules.meter_day_stats import METER_DAY_STATS_COLUMNS
-from greenstream_dagster.rules.meter_shards import Shard, day_shards
+from greenstream_dagster.rules.meter_shards import Shard
 from greenstream_dagster.rules.reading_order import duplicate_keys
-from greenstream_dagster.rules.removed_objects import ACCEPT_REMOVAL_TAG, removal_message, removed_objects
 from greenstream_dagster.rules.schemas import READING_KEY, ScoredSchema, StandardizedSchema
-from greenstream_dagster.settings import load_settings
-from greenstream_dagster.storage import landing, staging
+from greenstream_dagster.storage import staging
 from greenstream_dagster.storage.delta_staging import (
     score_day,
     stage_scored,
@@ -39,10 +36,7 @@ from greenstream_dagster.storage.delta_staging import (
     standardize_day,
     window_versions,
 )
-from greenstream_dagster.storage.operational.dead_letters import record_dead_letter_file
-from greenstream_dagster.storage.raw_rows import Split, stage_raw_day
 
-DEAD_LETTER_SAMPLES = 5
 ESTIMATION = "estimation"  # the per-partition check of SPEC §3b
 
 
@@ -102,86 +96,9 @@ def _stage_checked(client, bucket: str, asset: str, day: date, frames: dict[str,
         return check.result()
 
 
-class RawReadingsConfig(dg.Config):
-    """Run config of raw_readings (the Launchpad shows it)."""
-
-    accept_removed_objects: bool = False  # re-process a day although objects loaded before are gone
-
-
-def _accepts_removal(context, config: RawReadingsConfig) -> bool:
-    """Accepted by run config, or by the run tag a UI backfill can carry."""
-    return config.accept_removed_objects or context.run.tags.get(ACCEPT_REMOVAL_TAG, "").lower() == "true"
-
-
 def build_reading_assets(partitions: dg.PartitionsDefinition, window_days: int = 7) -> list[dg.AssetsDefinition]:
-    return [_raw_asset(partitions), build_sharded_asset(_standardized(partitions), one_day(partitions)),
+    return [build_raw_asset(partitions), build_sharded_asset(_standardized(partitions), one_day(partitions)),
             build_sharded_asset(_scored(partitions, window_days), one_day(partitions))]
-
-
-def _raw_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=RAW, **one_day(partitions), group_name="readings", kinds={"s3", "polars"},
-        description="Every CSV row of the partition day's landing files, as text with its source object and line, "
-        "routed to its meter's shard. Unreadable files go whole to the dead letter store.",
-    )
-    def raw_readings(
-        context, config: RawReadingsConfig, s3: S3Resource, operational: OperationalStoreResource
-    ) -> dg.MaterializeResult:
-        day = partition_day(context)
-        with storage_step(context, s3) as (watch, client, bucket):
-            with watch.stage("list"):
-                objects = landing.list_date_folder(client, bucket, day)
-                previous_files = staging.read_frame(client, bucket, RAW, day, "files")
-                removed = removed_objects(previous_files, (o.key for o in objects))
-                if removed and not _accepts_removal(context, config):
-                    raise dg.Failure(removal_message(day.isoformat(), removed),
-                                     metadata={"removed_objects": len(removed)})
-            settings = load_settings()
-            limits = settings.reading_limits
-            split = Split(settings.meters_per_shard, settings.shards, settings.parse_batch_bytes)
-            with watch.stage("read"):
-                reuse = plan_reuse(objects, previous_files, _rows_kept(client, bucket, day, previous_files), limits)
-                read = stage_raw_day(client, bucket, day, reuse, removed, limits, split)
-            with watch.stage("dead_letter"):
-                for obj, reason in read.dead_letters:
-                    reason = bounded(reason, limits.max_stored_chars)
-                    dead_key = landing.dead_letter_object(client, bucket, obj.key, reason)
-                    record_dead_letter_file(operational.url(), day, obj.key, obj.etag, reason, dead_key)
-                    context.log.warning(f"dead letter {for_log(obj.key, 300)}: {for_log(reason, 500)}")
-            for _key, reason in read.ignored[:DEAD_LETTER_SAMPLES]:
-                context.log.warning(f"ignored key {for_log(reason, 500)}")
-            dead_letters = read.dead_letters
-            with watch.stage("write"):
-                # Last: the files name what the rows hold. Cut short before, the next read finds
-                # older files and reads again what they do not list.
-                staging.write_frame(client, bucket, RAW, day, "files", _file_frame(read.files, dead_letters, limits))
-        return dg.MaterializeResult(metadata={
-            "rows": read.rows,
-            "shards": read.shards,
-            "parse_batches": read.batches,  # of at most GREENSTREAM_PARSE_BATCH_BYTES each: what the read held at once
-            "files": len(read.files),
-            "files_parsed": len(reuse.to_read),  # new or changed since the day's previous read
-            "files_reused": len(reuse.reused),  # unchanged since the previous read: not fetched nor parsed again
-            "dead_lettered_files": len(dead_letters),
-            "ignored_keys": len(read.ignored),
-            "removed_objects": len(removed),  # accepted: their readings leave the stores, audited
-            "csv_bytes": read.csv_bytes,
-            **({"dead_letters": "\n".join(f"{for_log(o.key, 300)}: {for_log(r, 500)}"
-                                           for o, r in dead_letters[:DEAD_LETTER_SAMPLES])}
-               if dead_letters else {}),
-            **watch.metadata(read.rows),
-        })
-
-    return raw_readings
-
-
-def _rows_kept(client, bucket: str, day: date, previous_files: pl.DataFrame | None) -> bool:
-    """Whether the previous read's rows are all staged, so that its unchanged objects can be reused."""
-    if previous_files is None:
-        return False
-    previous = staging.layout(client, bucket, RAW, day)
-    return all(staging.frame_exists(client, bucket, RAW, day, staging.shard_frame("rows", shard))
-               for shard in day_shards(previous))
 
 
 def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
@@ -212,7 +129,7 @@ def _standardized(partitions: dg.PartitionsDefinition) -> ShardedAsset:
         counts = ["rows", "readings", "quarantined", "revisions", "revised_readings", "invalid_value",
                   "unit_not_allowed", "out_of_range", *(k for k in summaries[0] if k.startswith("quarantined_"))]
         day = summed(summaries, counts)
-        return ({**day, **redone(summaries), **timing(summaries, day["rows"])},
+        return ({**day, **redone(summaries), **timing([s["timing"] for s in summaries], day["rows"]), "shards": len(summaries)},
                 [_day_check(summaries, STANDARDIZED, "standardized_schema")])
 
     return ShardedAsset(
@@ -269,7 +186,7 @@ def _scored(partitions: dg.PartitionsDefinition, window_days: int) -> ShardedAss
             **{k: day[k] for k in ("stuck_meters", "spike_readings", "gap_meters", "reliable_meters")},
             **grade_metadata_of(summed(summaries, list(GRADE_COUNTS))),
             "estimated_slots": day["estimated_slots"], "meters_with_estimates": day["meters_with_estimates"],
-            **timing(summaries, day["readings"]),
+            **timing([s["timing"] for s in summaries], day["readings"]), "shards": len(summaries),
         }
         return metadata, [_day_check(summaries, SCORED, "scored_schema"),
                           _estimation_check(estimation, summaries[0]["max_estimate_slots"])]
@@ -342,17 +259,4 @@ def _wait_for_window(context, client, bucket: str, missing_days: list[date]) -> 
         context, client, bucket, missing_days, waiting_for="standardized readings",
         going_on="scoring without them; this day is re-scored automatically when they are",
         seconds=WINDOW_WAIT_SECONDS, retries=WINDOW_WAIT_RETRIES,
-    )
-
-
-def _file_frame(files, dead_letters, limits) -> pl.DataFrame:
-    """The landing files read for this day: provenance for the record journey, the lake's size
-    ratio, and what the next read of the day may reuse (`read_with`: the limits it was read under)."""
-    read_with = limits_fingerprint(limits)
-    rows = [(o.key, o.size, o.etag, o.last_modified, None, read_with) for o in files]
-    rows += [(o.key, o.size, o.etag, o.last_modified, bounded(reason), read_with) for o, reason in dead_letters]
-    return pl.DataFrame(
-        rows, orient="row",
-        schema={"key": pl.Utf8, "size": pl.Int64, "etag": pl.Utf8,
-                "last_modified": pl.Datetime("us", "UTC"), "dead_letter_reason": pl.Utf8, "read_with": pl.Utf8},
     )

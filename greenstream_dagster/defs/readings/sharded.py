@@ -96,17 +96,17 @@ def summed(summaries: list[dict], keys: list[str]) -> dict[str, int]:
     return {key: sum(s[key] for s in summaries) for key in keys}
 
 
-def timing(summaries: list[dict], rows: int) -> dict[str, float]:
-    """The shards' stage seconds added up (the work, wherever it ran), the day's rows per second of
-    that work, the largest process peak of any shard step, and the shard count."""
+def timing(timings: list[dict], rows: int) -> dict[str, float]:
+    """Steps' stopwatch metadata put together: their stage seconds added up (the work, wherever it
+    ran), the day's rows per second of that work, and the largest process peak of any of them."""
     seconds: dict[str, float] = {}
-    for summary in summaries:
-        for name, value in summary["timing"].items():
+    for step in timings:
+        for name, value in step.items():
             if name.startswith("seconds_"):
                 seconds[name] = round(seconds.get(name, 0.0) + value, 3)
     total = max(seconds.get("seconds_total", 0.0), 1e-9)
-    return {**seconds, "rows_per_second": round(rows / total, 1), "shards": len(summaries),
-            "process_peak_rss_mb": max(s["timing"]["process_peak_rss_mb"] for s in summaries)}
+    return {**seconds, "rows_per_second": round(rows / total, 1),
+            "process_peak_rss_mb": max(step["process_peak_rss_mb"] for step in timings)}
 
 
 def redone(summaries: list[dict]) -> dict:
