@@ -31,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -57,15 +58,23 @@ def generate(out: Path, meters: int, days: int) -> Path:
 
 def materialize(env: dict[str, str], day: date, log: Path) -> float:
     """One `dagster asset materialize` of the ingest assets for `day`; returns its wall seconds."""
+    return materialize_measured(env, day, log)[0]
+
+
+def materialize_measured(env: dict[str, str], day: date, log: Path) -> tuple[float, float]:
+    """The same; returns its wall seconds and the peak RSS in GB of the largest process of its
+    tree (the run process and, with the multiprocess executor, its step processes)."""
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "greenstream_dagster.definitions",
                "--select", ",".join(INGEST), "--partition", day.isoformat()]
     started = time.perf_counter()
     with log.open("a") as out:
-        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"materialize {day} failed (exit {done.returncode}); see {log}")
-    return seconds
+    if process.returncode != 0:
+        raise SystemExit(f"materialize {day} failed (exit {process.returncode}); see {log}")
+    return seconds, usage.ru_maxrss / 1024**2
 
 
 def clear_day(client, bucket: str, database_url: str, day: date) -> None:
@@ -134,10 +143,14 @@ def breakdown(instance, started_at: float, wall: float) -> tuple[str, dict[str, 
     for key, step in sorted(steps.items(), key=lambda kv: kv[1].get("start", 0)):
         seconds = step.get("end", run_end) - step.get("start", run_start)
         stages = step["stages"]
-        outside = seconds - sum(v for k, v in stages.items() if k not in ("stage_copy", "merge"))
         described = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
         rss = f"{step['rss']:9.2f}" if "rss" in step else " " * 9
-        lines.append(f"  {key:<34}{seconds:8.2f}{rss}  {described}{'; ' if described else ''}other {outside:.2f}")
+        if "." in key:  # the last op of a graph-backed asset: its stages are those of all the asset's steps
+            described = f"(the asset's steps) {described}" if described else ""
+        else:
+            outside = seconds - sum(v for k, v in stages.items() if k not in ("stage_copy", "merge"))
+            described = f"{described}{'; ' if described else ''}other {outside:.2f}"
+        lines.append(f"  {key:<34}{seconds:8.2f}{rss}  {described}")
         totals[key] = seconds
     totals["process exit"] = started_at + wall - run_end
     lines.append(f"  {'process start (command → run start)':<34}{totals['process start']:8.2f}")
@@ -161,17 +174,13 @@ def written_rows(instance) -> str:
     return "PostgreSQL: meter_readings not materialized"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meters", type=int, default=50_000)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/output/day"))
-    args = parser.parse_args()
-    args.out = args.out.resolve()
-    data = generate(args.out, args.meters, args.days)
-    last = START + timedelta(days=args.days - 1)
-
-    os.environ.update({"GREENSTREAM_DATA_DIR": str(args.out / "state"), "GREENSTREAM_PARTITIONS_START": START.isoformat()})
+@contextmanager
+def prepared_history(out: Path, meters: int, days: int):
+    """The embedded services with the generated data uploaded and days D-6..D-1 materialized
+    (each once, kept between invocations under `out`); yields (services, env, client, data, day D)."""
+    data = generate(out, meters, days)
+    last = START + timedelta(days=days - 1)
+    os.environ.update({"GREENSTREAM_DATA_DIR": str(out / "state"), "GREENSTREAM_PARTITIONS_START": START.isoformat()})
     from greenstream_dagster.services.dagster_instance import dagster_environment
     from greenstream_dagster.services.runtime import resolve_services
     from greenstream_dagster.settings import load_settings
@@ -179,25 +188,36 @@ def main() -> int:
     from greenstream_dagster.upload_command import upload_folder
 
     settings = load_settings()
-    log = args.out / "runs.log"
+    log = out / "runs.log"
     with resolve_services(settings) as services:
         env = {**os.environ, **services.environment()}
         env.update(dagster_environment(services, settings, env))
         os.environ.update(env)
         client = s3_client(services)
-        marker = args.out / "state" / ".uploaded"
+        marker = out / "state" / ".uploaded"
         if not marker.exists():
             result = upload_folder(client, services.bucket, data / "raw-data")
             marker.touch()
             print(f"uploaded {result.files} files, {result.bytes / 1e6:.1f} MB")
-        for k in range(args.days - 1):
+        for k in range(days - 1):
             day = START + timedelta(days=k)
-            done = args.out / "state" / f".history-{day}"
+            done = out / "state" / f".history-{day}"
             if not done.exists():
                 seconds = materialize(env, day, log)
                 done.touch()
-                print(f"history {day}: {seconds:.1f} s")
+                print(f"history {day}: {seconds:.1f} s", flush=True)
+        yield services, env, client, data, last
 
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/output/day"))
+    args = parser.parse_args()
+    args.out = args.out.resolve()
+    log = args.out / "runs.log"
+    with prepared_history(args.out, args.meters, args.days) as (services, env, client, data, last):
         import dagster as dg
 
         instance = dg.DagsterInstance.get()

@@ -1,5 +1,6 @@
-"""Benchmark of the rules path of a day split into meter shards (SPEC §10), every phase in child processes.
+"""Benchmark of a day split into meter shards (SPEC §10): (a) as deployed, (b) the rules path in child processes.
 
+    python benchmarks/bench_scale.py --deployed --meters 250000   (a: bench_scale_deployed.py says how)
     python benchmarks/bench_scale.py --rules --meters 1000000 [--workers 2] [--meters-per-shard 50000]
         [--batch-mb 256] [--data /work/scale-data] [--check] [--clean]
 
@@ -434,7 +435,9 @@ def print_day(day: Day, totals: dict, baseline: dict | None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", action="store_true", help="benchmark the rules path (the only path so far)")
+    parser.add_argument("--rules", action="store_true", help="(b) the rules path, every phase in child processes")
+    parser.add_argument("--deployed", action="store_true", help="(a) a day as deployed, with 1 and 2 workers")
+    parser.add_argument("--out", type=Path, help="--deployed: the services' state and data (default --data/deployed-N)")
     parser.add_argument("--meters", type=int, default=1_000_000)
     parser.add_argument("--meters-per-shard", type=int, default=DEFAULT_METERS_PER_SHARD)
     parser.add_argument("--batch-mb", type=float, default=256, help="listed MB of landing files per parse batch (256)")
@@ -443,8 +446,12 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare the shards put together with one process")
     parser.add_argument("--clean", action="store_true", help="remove the generated data at the end")
     args = parser.parse_args()
-    if not args.rules:
-        parser.error("choose the path to benchmark: --rules")
+    if args.rules == args.deployed:
+        parser.error("choose the path to benchmark: --deployed or --rules")
+    if args.deployed:
+        import bench_scale_deployed
+
+        return bench_scale_deployed.run(args.meters, args.data, args.out)
     layout = Layout(args.data / f"meters-{args.meters}")
     shards = shard_count(args.meters, args.meters_per_shard)
     days = [START + timedelta(days=k) for k in range(DAYS)]

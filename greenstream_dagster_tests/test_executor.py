@@ -65,8 +65,9 @@ def shards():
 
 
 @dg.op
-def shard_process(shard: int) -> int:
-    return os.getpid()
+def shard_process(shard: int) -> list:
+    """Where the step ran: its process and that process's parent."""
+    return [os.getpid(), os.getppid()]
 
 
 def shards_job(executor: str) -> dg.JobDefinition:
@@ -93,9 +94,14 @@ def test_a_run_places_its_shard_steps_where_the_executor_says(target):
     with dg.instance_for_test() as instance:
         with dg.execute_job(dg.reconstructable(target), instance=instance) as result:
             assert result.success
-            pids = list(result.output_for_node("shard_process").values())  # by mapping key
+            steps = list(result.output_for_node("shard_process").values())  # by mapping key
+    pids = [pid for pid, _ in steps]
     assert len(pids) == 2
     if target is shards_in_process:
         assert set(pids) == {os.getpid()}
     else:
         assert len(set(pids)) == 2 and os.getpid() not in pids
+        # Forked from the executor's fork server (one parent, not the run's process, as a spawned
+        # step's would be), which has Dagster and Polars loaded already.
+        parents = {parent for _, parent in steps}
+        assert len(parents) == 1 and os.getpid() not in parents

@@ -19,6 +19,12 @@ import dagster as dg
 
 from greenstream_dagster.settings import Settings
 
+# Imported once by the multiprocess executor's fork server, so that each step process is forked
+# from it with these loaded: a spawned one imports them anew, seconds a step, which a day's dozens
+# of small steps would each pay. Not the definitions: a step forked from a server that had built
+# them hung in its first Polars call (Polars is not fork-safe once its thread pool has run).
+PRELOADED = ["dagster", "polars", "pyarrow", "boto3"]
+
 # What a step needs to load the definitions and reach the same S3 and PostgreSQL as its run.
 FORWARDED_PREFIXES = ("GREENSTREAM_", "AWS_", "DAGSTER_POSTGRES_")
 
@@ -52,7 +58,8 @@ def executor_for(settings: Settings, env: Mapping[str, str] | None = None) -> dg
     if settings.executor == "in_process":
         return dg.in_process_executor
     if settings.executor == "multiprocess":
-        return dg.multiprocess_executor.configured({"max_concurrent": settings.max_concurrent_steps})
+        return dg.multiprocess_executor.configured({"max_concurrent": settings.max_concurrent_steps,
+                                                    "start_method": {"forkserver": {"preload_modules": PRELOADED}}})
     if settings.executor == "docker":
         from dagster_docker import docker_executor
 
