@@ -103,11 +103,13 @@ class BatchRead:
                    [(key, reason) for key, reason in value["ignored"]], int(value["rows"]))
 
 
-def plan_read(client, bucket: str, day: date, reuse: LandingReuse, removed: list[str], split: Split) -> ReadPlan:
-    """The day's batches; pieces left by a read cut short are removed first."""
+def plan_read(client, bucket: str, day: date, reuse: LandingReuse, removed: list[str], split: Split,
+              previous: int) -> ReadPlan:
+    """The day's batches (`previous`: the shard count of the day's last read); pieces left by a
+    read cut short are removed first."""
     staging.delete_frames_starting(client, bucket, RAW, day, PIECES)
     batches = parse_batches(reuse.to_read, split.batch_bytes) or [[]]
-    return ReadPlan(list(reuse.reused), list(removed), batches, staging.layout(client, bucket, RAW, day))
+    return ReadPlan(list(reuse.reused), list(removed), batches, previous)
 
 
 def parse_batch(client, bucket: str, day: date, plan: ReadPlan, number: int, limits: ReadingLimits,

@@ -75,9 +75,10 @@ def landing_batches(context, config: RawReadingsConfig, s3: S3Resource):
                 raise dg.Failure(removal_message(day.isoformat(), removed), metadata={"removed_objects": len(removed)})
         settings = load_settings()
         with watch.stage("plan"):
-            reuse = plan_reuse(objects, previous_files, _rows_kept(client, bucket, day, previous_files),
-                               settings.reading_limits)
-            plan = plan_read(client, bucket, day, reuse, removed, _split(settings))
+            previous = staging.layout(client, bucket, RAW, day)
+            kept = _rows_kept(client, bucket, day, previous_files, previous)
+            reuse = plan_reuse(objects, previous_files, kept, settings.reading_limits)
+            plan = plan_read(client, bucket, day, reuse, removed, _split(settings), previous)
     yield dg.Output({**plan.to_json(), "timing": watch.metadata(0)}, output_name="plan")
     count = len(plan.batches)
     for number in range(count):
@@ -171,11 +172,11 @@ def build_raw_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return raw_readings
 
 
-def _rows_kept(client, bucket: str, day: date, previous_files: pl.DataFrame | None) -> bool:
-    """Whether the previous read's rows are all staged, so that its unchanged objects can be reused."""
+def _rows_kept(client, bucket: str, day: date, previous_files: pl.DataFrame | None, previous: int) -> bool:
+    """Whether the previous read's rows (in `previous` shards) are all staged, so that its unchanged
+    objects can be reused."""
     if previous_files is None:
         return False
-    previous = staging.layout(client, bucket, RAW, day)
     return all(staging.frame_exists(client, bucket, RAW, day, staging.shard_frame("rows", shard))
                for shard in day_shards(previous))
 
