@@ -1,5 +1,7 @@
 """Shared fixtures: the real embedded S3 and PostgreSQL servers, started once per session."""
 
+import multiprocessing.forkserver
+
 import pytest  # noqa: E402
 
 from greenstream_dagster_tests.fixtures_postgres import *  # noqa: F401,F403
@@ -22,6 +24,17 @@ def runs_of_a_day_unspaced(monkeypatch):
     """Tests run a day again right after a run of it; the production spacing of the sensor's
     runs (GREENSTREAM_DAY_RUN_SPACING_SECONDS) would hold those back. Its own tests set it."""
     monkeypatch.setenv("GREENSTREAM_DAY_RUN_SPACING_SECONDS", "0")
+
+
+@pytest.fixture(autouse=True)
+def fork_server_of_its_own():
+    """The multiprocess executor forks its steps from a fork server that lives as long as the process
+    that started it, with the environment of that moment (GREENSTREAM_* settings, the bucket). A
+    deployment starts one per run process; tests run many jobs in one process, so each test stops
+    the one it started, and the next test's steps see the next test's settings. (`_stop` is the
+    standard library's own hook for its tests.)"""
+    yield
+    multiprocessing.forkserver._forkserver._stop()
 
 
 @pytest.fixture

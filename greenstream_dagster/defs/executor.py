@@ -23,6 +23,8 @@ from greenstream_dagster.settings import Settings
 # from it with these loaded: a spawned one imports them anew, seconds a step, which a day's dozens
 # of small steps would each pay. Not the definitions: a step forked from a server that had built
 # them hung in its first Polars call (Polars is not fork-safe once its thread pool has run).
+# Steps take the server's environment, that of the moment the run process started it: one per
+# run as deployed; a process that runs several jobs with changed settings must stop it between.
 PRELOADED = ["dagster", "polars", "pyarrow", "boto3"]
 
 # What a step needs to load the definitions and reach the same S3 and PostgreSQL as its run.
