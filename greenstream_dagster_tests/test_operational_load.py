@@ -159,13 +159,38 @@ def test_a_day_without_readings_loads_empty(database_url):
     assert (result.rows, result.rejected_rows) == (0, 2)
 
 
-def test_a_large_day_is_copied_over_parallel_connections(database_url, monkeypatch):
+def test_a_re_load_is_copied_over_parallel_connections(database_url, monkeypatch):
     monkeypatch.setattr(bulk_copy, "_ROWS_PER_COPY_CONNECTION", 50)
     readings = scored(meters=5)
     first = load_partition(OperationalStore(database_url), DayLoad(DAY, readings, no_rejected(), no_revisions()), copy_connections=3)
     again = load_partition(OperationalStore(database_url), DayLoad(DAY, readings, no_rejected(), no_revisions()), copy_connections=3)
     assert (first.inserted, again.changed) == (480, 0)
     assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
+
+
+def test_a_first_load_derives_and_copies_its_readings_a_slice_at_a_time(database_url, monkeypatch):
+    monkeypatch.setattr(bulk_copy, "_DERIVE_ROWS", 100)  # 480 readings: five slices, the last one short
+    readings = scored(meters=5)
+    load_partition(OperationalStore(database_url), DayLoad(DAY, readings, no_rejected(), no_revisions()))
+    assert stored(database_url).equals(readings.sort("meter_id", "reading_ts"))
+    with psycopg.connect(database_url) as conn:  # every reading got its own content id
+        assert conn.execute("SELECT count(DISTINCT record_id) FROM meter_readings").fetchone() == (480,)
+
+
+def test_a_first_load_writes_its_day_once(database_url):
+    """A day's first load fills a table made in its own transaction with frozen rows: on a server
+    with wal_level=minimal (the embedded one) the rows are written to the table and nowhere else,
+    neither to the WAL nor again by the VACUUM (FREEZE) after it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.execute("SHOW wal_level").fetchone() != ("minimal",):
+            pytest.skip("the test server keeps a replica's WAL (wal_level is not minimal)")
+        before = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        load_partition(OperationalStore(database_url), DayLoad(DAY, scored(meters=400), no_rejected(), no_revisions()))
+        wal, size = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s), pg_total_relation_size(%s)",
+            (before, f"meter_readings_p{DAY:%Y%m%d}")).fetchone()
+    assert size > 8 * 2**20  # above wal_skip_threshold: a smaller table is logged whole at commit
+    assert wal < size / 4
 
 
 def test_the_load_is_one_transaction(database_url):

@@ -1,15 +1,16 @@
 """Load one partition day into the operational store, idempotently (SPEC §5).
 
-The day's readings, quarantine rows and revisions are bulk-copied (ADBC: Arrow
-to COPY BINARY, on parallel connections) into tables of the `load_staging`
-schema; then, in ONE transaction, each table's day partition is made to
+The day's readings, quarantine rows and revisions are bulk-copied (Arrow to
+COPY BINARY) into tables of the `load_staging` schema; then, in ONE transaction, each table's day partition is made to
 mirror its input (mirror.py):
 
-* A day without a partition yet (first load) gets one built aside: the COPY
-  went straight into a table shaped like the partition, its key index is
-  built in one sort, and it is attached with ATTACH PARTITION (a lock that does
-  not block readers or other days' loads), then frozen and analyzed. Every
-  row is inserted, written once (first_load.py).
+* A day without a partition yet (first load) gets one built aside: a table
+  shaped like the partition is made in the load's transaction and filled on
+  its connection by COPY FREEZE, its key index is built in one sort, and it is
+  attached with ATTACH PARTITION (a lock that does not block readers or other
+  days' loads), then analyzed. Every row is inserted, written once: frozen, so
+  no VACUUM rewrites the day, and, with wal_level=minimal (the embedded
+  server), without WAL (first_load.py).
 * A day that has a partition is merged: the rows that are new or differ are
   found by a parallel hash join on the key, then written by
   `INSERT … ON CONFLICT (key) DO UPDATE … WHERE (…) IS DISTINCT FROM (…)`

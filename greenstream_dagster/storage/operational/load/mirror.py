@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from greenstream_dagster.storage.operational.changed_rows import changes_since, row_digest
-from greenstream_dagster.storage.operational.load.bulk_copy import copy_to_staging
+from greenstream_dagster.storage.operational.load.bulk_copy import copy_to_staging, copy_within
 from greenstream_dagster.storage.operational.load.changes import (
     apply_changes,
     create_gone,
@@ -29,7 +29,7 @@ from greenstream_dagster.storage.operational.load.digest_keeper import DigestKee
 from greenstream_dagster.storage.operational.load.estimates import mirror_estimates
 from greenstream_dagster.storage.operational.load.first_load import attach, freeze
 from greenstream_dagster.storage.operational.load.merge import merge
-from greenstream_dagster.storage.operational.load.staging_tables import create_staging, drop_staged
+from greenstream_dagster.storage.operational.load.staging_tables import create_staging, drop_staged, staging
 from greenstream_dagster.storage.operational.load.tables import (
     ESTIMATES,
     READINGS,
@@ -86,7 +86,8 @@ def mirror(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, cop
     fresh = {t.name: not day_partition_exists(conn, t.name, day) for t in LOAD_TABLES}
     stored_before = None if fresh[READINGS.name] else trusted_previous(conn, day, load.previous, load.parts)
     for table in LOAD_TABLES:
-        create_staging(conn, table, day, fresh[table.name])
+        if not fresh[table.name]:
+            create_staging(conn, table, day, fresh=False)
     if stored_before is not None:
         create_gone(conn, day)
     if load.estimates is not None:
@@ -94,7 +95,10 @@ def mirror(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, cop
     with conn.transaction():
         for name, value in _TRANSACTION_SETTINGS.items():
             conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-        sent = _send_parts(conn, store, load, stored_before is not None, copy_connections, keeper)
+        for table in LOAD_TABLES:
+            if fresh[table.name]:  # made in the transaction, so that its COPY writes frozen rows
+                create_staging(conn, table, day, fresh=True)
+        sent = _send_parts(conn, store, load, fresh, stored_before is not None, copy_connections, keeper)
         staged = time.perf_counter()
         readings, rejected, revisions = (_write(conn, load, table, sent, fresh[table.name], stored_before)
                                          for table in LOAD_TABLES)
@@ -120,10 +124,13 @@ class _Sent:
     digest: pl.DataFrame | None = None  # the digest of a one-part load
 
 
-def _send_parts(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, compare: bool,
-                copy_connections: int, keeper: DigestKeeper) -> _Sent:
+def _send_parts(conn: psycopg.Connection, store: OperationalStore, load: DayLoad, fresh: dict[str, bool],
+                compare: bool, copy_connections: int, keeper: DigestKeeper) -> _Sent:
     """Each part in turn: read and conformed, digested, compared to its previous digest (when
-    `compare`), then copied: to staging on parallel connections (each COPY commits apart, and the
+    `compare`), then copied. A fresh day's table is filled on the load's connection with COPY
+    FREEZE (the table is the transaction's own: its rows are written once, frozen, and with
+    wal_level=minimal without WAL; one connection measured faster than two at 24 M readings).
+    A merge's go to staging on parallel connections (each COPY commits apart, and the
     transaction's later statements see it), its new readings straight into the partition."""
     sent, day = _Sent(), load.day
     for index in range(load.parts):
@@ -141,7 +148,11 @@ def _send_parts(conn: psycopg.Connection, store: OperationalStore, load: DayLoad
                 sent.new = (sent.new[0] + new[0], sent.new[1] + new[1])
                 sent.copied += changes.updates.height + changes.inserts.height
                 continue
-            copy_to_staging(store, partition_name(table.name, day), part.frame(table), copy_connections, table.derive)
+            if fresh[table.name]:
+                copy_within(conn, staging(table, day), part.frame(table), table, freeze=True)
+            else:
+                copy_to_staging(store, partition_name(table.name, day), part.frame(table), copy_connections,
+                                table.derive)
             sent.copied += part.frame(table).height if table is READINGS else 0
     return sent
 

@@ -1,5 +1,6 @@
-"""The load's tables aside, in the `load_staging` schema: what the COPY fills before the
-transaction, owned by the day's load lock (each is replaced when a lost session left one)."""
+"""The load's tables aside, in the `load_staging` schema, owned by the day's load lock: a
+first load's table, made in the load's transaction, and a merge's scratch, which the COPY
+fills before it (each is replaced when a lost session left one)."""
 
 from __future__ import annotations
 
